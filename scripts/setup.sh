@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything Tribler.ts needs on a fresh machine: npm dependencies (when package-lock.json changed since
+# the last install) and, with --test, the Debian packages the test tiers use. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  # Debian packages used by the test tiers (scripts/test-packages.txt); each is installed only when missing.
+  packages=()
+  for pkg in $(grep -v -E '^\s*(#|$)' scripts/test-packages.txt); do
+    dpkg -s "$pkg" >/dev/null 2>&1 || packages+=("$pkg")
+  done
+  if [ ${#packages[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+      echo "missing Debian packages: ${packages[*]} (install them, or run as root)" >&2
+      exit 1
+    fi
+    sudo_cmd=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${packages[@]}"
+  fi
+fi

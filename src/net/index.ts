@@ -1,0 +1,12 @@
+export { type LinkConditions, MemoryNetwork, type MemoryNetworkOptions, seededRandom } from './memory.js'
+export {
+  type BindOptions,
+  type DatagramHandler,
+  type DatagramSocket,
+  type DatagramStats,
+  type DatagramTransport,
+  emptyDatagramStats,
+  formatAddress,
+  type SocketAddress,
+} from './types.js'
+export { udpTransport } from './udp.js'

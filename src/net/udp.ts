@@ -1,0 +1,102 @@
+import { createSocket, type Socket } from 'node:dgram'
+import { isIPv6 } from 'node:net'
+import { logger } from '../common/logger.js'
+import {
+  type BindOptions,
+  type DatagramHandler,
+  type DatagramSocket,
+  type DatagramStats,
+  type DatagramTransport,
+  emptyDatagramStats,
+  type SocketAddress,
+} from './types.js'
+
+const log = logger('net:udp')
+
+/** Socket buffer size asked of the kernel: large enough that bursts at hundreds of MB/s are not dropped. */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+
+class UdpSocket implements DatagramSocket {
+  readonly stats: DatagramStats = emptyDatagramStats()
+  readonly #socket: Socket
+  readonly #handlers = new Set<DatagramHandler>()
+  readonly local: SocketAddress
+  #closed = false
+
+  constructor(socket: Socket) {
+    this.#socket = socket
+    const address = socket.address()
+    this.local = { host: address.address, port: address.port }
+    socket.on('message', (data, rinfo) => {
+      this.stats.bytesReceived += data.length
+      this.stats.packetsReceived += 1
+      const from = { host: rinfo.address, port: rinfo.port }
+      for (const handler of this.#handlers) {
+        try {
+          handler(data, from)
+        } catch (err) {
+          log.debug('datagram handler threw', { err })
+        }
+      }
+    })
+    socket.on('error', (err) => log.debug('socket error', { err }))
+  }
+
+  send(data: Uint8Array, to: SocketAddress): void {
+    if (this.#closed) {
+      this.stats.sendErrors += 1
+      return
+    }
+    this.stats.bytesSent += data.length
+    this.stats.packetsSent += 1
+    this.#socket.send(data, to.port, to.host, (err) => {
+      if (err !== null && err !== undefined) {
+        this.stats.sendErrors += 1
+        log.debug('send failed', { err })
+      }
+    })
+  }
+
+  onMessage(handler: DatagramHandler): () => void {
+    this.#handlers.add(handler)
+    return () => this.#handlers.delete(handler)
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    this.#closed = true
+    return new Promise((resolve) => this.#socket.close(() => resolve()))
+  }
+}
+
+/**
+ * Real UDP sockets. An IPv6 bind address gives a dual-stack socket.
+ *
+ * @example
+ * ```ts
+ * const socket = await udpTransport.bind({ host: '127.0.0.1', port: 0 })
+ * socket.onMessage((data, from) => ...)
+ * ```
+ */
+export const udpTransport: DatagramTransport = {
+  bind(opts: BindOptions = {}): Promise<DatagramSocket> {
+    const host = opts.host ?? '0.0.0.0'
+    const socket = createSocket({
+      type: isIPv6(host) ? 'udp6' : 'udp4',
+      reuseAddr: false,
+      recvBufferSize: SOCKET_BUFFER_BYTES,
+      sendBufferSize: SOCKET_BUFFER_BYTES,
+    })
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => {
+        socket.close()
+        reject(err)
+      }
+      socket.once('error', onError)
+      socket.bind({ address: host, port: opts.port ?? 0 }, () => {
+        socket.off('error', onError)
+        resolve(new UdpSocket(socket))
+      })
+    })
+  },
+}
