@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs everything Tribler.ts needs on a fresh machine: npm dependencies (when package-lock.json changed since
-# the last install) and, with --test, the Debian packages the test tiers use. Safe to run again.
+# Installs everything Tribler.ts needs on a fresh machine: npm dependencies (when package-lock.json differs from
+# the one last installed) and, with --test, the Debian packages the test tiers use. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# Reinstall when the lockfile's content differs from the one last installed (mtimes lie after a checkout).
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f node_modules/.installed-lock-sha256 ] || [ "$(cat node_modules/.installed-lock-sha256)" != "$lock_sum" ]; then
   echo "== installing npm dependencies"
   npm ci --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.installed-lock-sha256
 fi
 
 if [ "${1:-}" = "--test" ]; then
