@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""A real libtorrent peer for tests, driven over stdin/stdout with JSON lines.
+
+Two modes:
+
+  libtorrent_peer.py create --path P --out F [--piece-length N] [--private]
+      Makes a v1 .torrent of file or folder P (no trackers), writes it to F and prints one JSON object describing
+      it (info hash, files with offsets and pad flags, piece hashes, the info dictionary in hex).
+
+  libtorrent_peer.py run --listen 127.0.0.X:PORT [--no-tcp] [--no-utp] [--encryption enabled|disabled|forced]
+      Starts a session on loopback only: DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
+      allowed. Prints {"event":"ready","port":N} once listening, then reads one command per line:
+        {"id":1,"cmd":"add_torrent","torrent":F,"save_path":D,"seed":true|false,"seed_mode":false}
+        {"id":2,"cmd":"add_peer","ip":"127.0.0.2","port":6881}
+        {"id":3,"cmd":"status"}
+        {"id":4,"cmd":"stop"}
+      Each command gets {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":"..."}. Notable alerts are printed as
+      {"event":"alert","type":...,"message":...}. The process exits when stdin closes or on "stop".
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+import libtorrent as lt
+
+_out_lock = threading.Lock()
+
+
+def emit(obj):
+    with _out_lock:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
+def describe_torrent(info, data):
+    files = info.files()
+    out_files = []
+    for i in range(files.num_files()):
+        out_files.append(
+            {
+                "path": files.file_path(i),
+                "length": files.file_size(i),
+                "offset": files.file_offset(i),
+                "pad": bool(files.file_flags(i) & lt.file_storage.flag_pad_file),
+            }
+        )
+    hashes = [info.hash_for_piece(i).hex() for i in range(info.num_pieces())]
+    info_dict = lt.bencode(lt.bdecode(data)[b"info"])
+    return {
+        "infoHash": str(info.info_hashes().v1),
+        "name": info.name(),
+        "pieceLength": info.piece_length(),
+        "totalLength": info.total_size(),
+        "numPieces": info.num_pieces(),
+        "files": out_files,
+        "pieces": hashes,
+        "infoHex": info_dict.hex(),
+    }
+
+
+def cmd_create(args):
+    fs = lt.file_storage()
+    lt.add_files(fs, args.path)
+    # libtorrent 2.0 aligns files to pieces with pad files only in hybrid (v1 + v2) torrents; their v1 side is
+    # what a v1 client sees, pad files included.
+    flags = 0 if args.pad else lt.create_torrent.v1_only
+    t = lt.create_torrent(fs, args.piece_length, flags=flags)
+    t.set_creator("tribler-ts test harness")
+    if args.private:
+        t.set_priv(True)
+    lt.set_piece_hashes(t, os.path.dirname(os.path.abspath(args.path)))
+    data = lt.bencode(t.generate())
+    with open(args.out, "wb") as f:
+        f.write(data)
+    info = lt.torrent_info(lt.bdecode(data))
+    emit(describe_torrent(info, data))
+
+
+def endpoint(ep):
+    return {"ip": ep[0], "port": ep[1]}
+
+
+class Runner:
+    def __init__(self, args):
+        host, port = args.listen.rsplit(":", 1)
+        self.host = host
+        policy = {"enabled": lt.enc_policy.enabled, "disabled": lt.enc_policy.disabled, "forced": lt.enc_policy.forced}[
+            args.encryption
+        ]
+        settings = {
+            "listen_interfaces": "%s:%s" % (host, port),
+            "outgoing_interfaces": host,
+            "enable_dht": False,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "enable_ip_notifier": False,
+            "dht_bootstrap_nodes": "",
+            "allow_multiple_connections_per_ip": True,
+            "enable_incoming_tcp": not args.no_tcp,
+            "enable_outgoing_tcp": not args.no_tcp,
+            "enable_incoming_utp": not args.no_utp,
+            "enable_outgoing_utp": not args.no_utp,
+            "in_enc_policy": policy,
+            "out_enc_policy": policy,
+            "user_agent": "tribler-ts-test/libtorrent-" + lt.__version__,
+            "alert_mask": lt.alert_category.error | lt.alert_category.status | lt.alert_category.peer | lt.alert_category.connect,
+        }
+        self.session = lt.session(settings)
+        self.handles = {}
+        self.stopping = False
+
+    def wait_listening(self):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            for a in self.session.pop_alerts():
+                if isinstance(a, lt.listen_failed_alert):
+                    emit({"event": "error", "message": a.message()})
+                    sys.exit(2)
+            port = self.session.listen_port()
+            if port:
+                return port
+            time.sleep(0.02)
+        emit({"event": "error", "message": "listen timeout"})
+        sys.exit(2)
+
+    def alerts_loop(self):
+        notable = (
+            lt.torrent_finished_alert,
+            lt.peer_error_alert,
+            lt.peer_disconnected_alert,
+            lt.peer_connect_alert,
+            lt.hash_failed_alert,
+            lt.torrent_error_alert,
+            lt.metadata_received_alert,
+            lt.listen_failed_alert,
+            lt.peer_ban_alert,
+        )
+        while not self.stopping:
+            self.session.wait_for_alert(200)
+            for a in self.session.pop_alerts():
+                if isinstance(a, notable):
+                    emit({"event": "alert", "type": type(a).__name__, "message": a.message()})
+
+    def handle_for(self, cmd):
+        ih = cmd.get("info_hash")
+        if ih is None:
+            if len(self.handles) != 1:
+                raise ValueError("info_hash is required when more than one torrent is added")
+            return next(iter(self.handles.values()))
+        if ih not in self.handles:
+            raise ValueError("unknown torrent " + ih)
+        return self.handles[ih]
+
+    def add_torrent(self, cmd):
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(cmd["torrent"])
+        atp.save_path = cmd["save_path"]
+        flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+        flags &= ~lt.torrent_flags.auto_managed
+        flags &= ~lt.torrent_flags.paused
+        if cmd.get("seed_mode"):
+            flags |= lt.torrent_flags.seed_mode
+        if not cmd.get("pex", True):
+            flags |= lt.torrent_flags.disable_pex
+        atp.flags = flags
+        h = self.session.add_torrent(atp)
+        ih = str(h.info_hashes().v1)
+        self.handles[ih] = h
+        return {"infoHash": ih}
+
+    def status(self, cmd):
+        torrents = []
+        for ih, h in self.handles.items():
+            s = h.status()
+            peers = []
+            for p in h.get_peer_info():
+                peers.append(
+                    {
+                        "ip": p.ip[0],
+                        "port": p.ip[1],
+                        "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client,
+                        "utp": bool(p.flags & lt.peer_info.utp_socket),
+                        "outgoing": bool(p.flags & lt.peer_info.outgoing_connection),
+                        "seed": bool(p.flags & lt.peer_info.seed),
+                        "progress": p.progress,
+                        "totalDownload": p.total_download,
+                        "totalUpload": p.total_upload,
+                    }
+                )
+            torrents.append(
+                {
+                    "infoHash": ih,
+                    "state": str(s.state),
+                    "progress": s.progress,
+                    "isSeeding": s.is_seeding,
+                    "isFinished": s.is_finished,
+                    "totalDone": s.total_done,
+                    "totalPayloadDownload": s.total_payload_download,
+                    "totalPayloadUpload": s.total_payload_upload,
+                    "numPeers": s.num_peers,
+                    "error": str(s.errc.message()) if s.errc.value() else None,
+                    "peers": peers,
+                }
+            )
+        return {"torrents": torrents, "port": self.session.listen_port()}
+
+    def run(self):
+        port = self.wait_listening()
+        alerts = threading.Thread(target=self.alerts_loop, daemon=True)
+        alerts.start()
+        emit({"event": "ready", "port": port, "version": lt.__version__})
+        for line in sys.stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                cmd = json.loads(line)
+            except ValueError as e:
+                emit({"event": "error", "message": "bad command: %s" % e})
+                continue
+            cid = cmd.get("id")
+            try:
+                name = cmd.get("cmd")
+                if name == "add_torrent":
+                    result = self.add_torrent(cmd)
+                elif name == "add_peer":
+                    self.handle_for(cmd).connect_peer((cmd["ip"], int(cmd["port"])))
+                    result = {}
+                elif name == "status":
+                    result = self.status(cmd)
+                elif name == "stop":
+                    emit({"id": cid, "ok": True})
+                    break
+                else:
+                    raise ValueError("unknown command %r" % name)
+                emit(dict(result, id=cid, ok=True))
+            except Exception as e:  # reported to the test, the peer keeps running
+                emit({"id": cid, "ok": False, "error": "%s: %s" % (type(e).__name__, e)})
+        self.stopping = True
+        alerts.join()
+        for h in self.handles.values():
+            self.session.remove_torrent(h)
+        del self.session
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="mode", required=True)
+    c = sub.add_parser("create")
+    c.add_argument("--path", required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--piece-length", type=int, default=0)
+    c.add_argument("--private", action="store_true")
+    c.add_argument("--pad", action="store_true", help="hybrid v1+v2 torrent: files aligned to pieces by pad files")
+    r = sub.add_parser("run")
+    r.add_argument("--listen", required=True)
+    r.add_argument("--no-tcp", action="store_true")
+    r.add_argument("--no-utp", action="store_true")
+    r.add_argument("--encryption", choices=["enabled", "disabled", "forced"], default="enabled")
+    args = parser.parse_args()
+    if args.mode == "create":
+        cmd_create(args)
+    else:
+        Runner(args).run()
+
+
+if __name__ == "__main__":
+    main()
