@@ -1,0 +1,37 @@
+export { NO_ADDRESS } from './address.js'
+export { Reader, Writer } from './buffer.js'
+export {
+  type Bits,
+  FORMATS,
+  type Format,
+  type FormatCode,
+  type FormatTypes,
+  isFormatCode,
+} from './formats.js'
+export {
+  communityPrefix,
+  type FrameOptions,
+  MSG_ID_OFFSET,
+  PREFIX_LENGTH,
+  PROTOCOL_VERSION,
+  readUnsigned,
+  signedPacket,
+  type UnsignedFrame,
+  unsignedPacket,
+  type VerifiedFrame,
+  verifySigned,
+} from './framing.js'
+export {
+  asIpv8Error,
+  type FieldSpec,
+  type Fields,
+  type FieldValue,
+  nested,
+  nestedList,
+  type PayloadOf,
+  type PayloadSchema,
+  payload,
+  type Schema,
+  struct,
+  type ValuesOf,
+} from './payload.js'
