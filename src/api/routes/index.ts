@@ -1,0 +1,7 @@
+import type { RouteModule } from '../types.js'
+import { coreRoutes } from './core.js'
+import { debugLogRoutes } from './debug.js'
+import { settingsRoutes } from './settings.js'
+
+/** Every route module, mounted in this order. Add a subsystem's module here. */
+export const ROUTE_MODULES: readonly RouteModule[] = [coreRoutes, settingsRoutes, debugLogRoutes]

@@ -1,0 +1,1 @@
+export { type CliIo, main } from './main.js'

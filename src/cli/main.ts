@@ -1,0 +1,239 @@
+import { mkdirSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { ApiError, RestApi } from '../api/index.js'
+import {
+  configureLogging,
+  errorMessage,
+  type LogLevel,
+  type LogRecord,
+  type LogSink,
+  parseLogLevel,
+} from '../common/index.js'
+import {
+  fileLogSink,
+  publicNetworkFromEnv,
+  resolveStateDir,
+  Session,
+  statePaths,
+  triblerVersion,
+} from '../session/index.js'
+
+/** Where the CLI writes and what it reads; tests pass their own. */
+export interface CliIo {
+  stdout: (line: string) => void
+  stderr: (line: string) => void
+  env: NodeJS.ProcessEnv
+  /** Receives SIGINT/SIGTERM handlers; default `process`. */
+  signals: Pick<NodeJS.Process, 'on' | 'off'>
+  /** Called on a second signal. Default `process.exit`. */
+  forceExit: (code: number) => void
+}
+
+const USAGE = `Usage: tribler [start] [options]
+
+Runs the Tribler.ts core in the foreground and serves its REST API.
+
+Options:
+  --port <n>            REST API port (default 8085, or http_api.port when set; 0 picks a free port)
+  --state-dir <dir>     settings, database, keys, logs and resume data (default ~/.tribler-ts,
+                        or $TRIBLER_STATE_DIR)
+  --api-key <key>       require this key (X-Api-Key header or apikey query parameter) for this run
+  --log-level <level>   trace, debug, info, warn, error or silent (default: the log.level setting)
+  --no-public-network   private, LAN-free mode: no bootstrap servers, trackers, DHT routers, LAN
+                        discovery, UPnP/NAT-PMP or version check (also TRIBLER_NO_PUBLIC_NETWORK=1)
+  -h, --help            show this help
+  -v, --version         show the version
+
+Stop with Ctrl+C or SIGTERM (a second signal forces the exit), or PUT /shutdown.`
+
+const EXIT_USAGE = 2
+const EXIT_FAILURE = 1
+const EXIT_FORCED = 130
+
+/**
+ * The `tribler` command. Resolves with the exit code once the core has stopped (after a signal or
+ * `PUT /shutdown`), or at once for `--help`, `--version`, bad arguments and a port already in use.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await main(process.argv.slice(2))
+ * ```
+ */
+export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Promise<number> {
+  const out = io.stdout ?? ((line: string) => process.stdout.write(`${line}\n`))
+  const err = io.stderr ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const env = io.env ?? process.env
+  const signals = io.signals ?? process
+  const forceExit = io.forceExit ?? ((code: number) => process.exit(code))
+
+  let args: ReturnType<typeof parse>
+  try {
+    args = parse(argv)
+  } catch (e) {
+    err(`tribler: ${errorMessage(e)}`)
+    err('Try tribler --help')
+    return EXIT_USAGE
+  }
+  if (args.help) {
+    out(USAGE)
+    return 0
+  }
+  if (args.version) {
+    out(`tribler ${triblerVersion()}`)
+    return 0
+  }
+
+  const stateDir = resolveStateDir(args.stateDir, env)
+  const paths = statePaths(stateDir)
+  let session: Session
+  try {
+    mkdirSync(paths.logs, { recursive: true, mode: 0o700 })
+    session = new Session({
+      stateDir,
+      publicNetwork: args.noPublicNetwork ? false : publicNetworkFromEnv(env),
+    })
+    if (args.apiKey !== undefined) session.config.override('api', 'key', args.apiKey)
+  } catch (e) {
+    err(`tribler: cannot use the state directory ${stateDir}: ${errorMessage(e)}`)
+    return EXIT_FAILURE
+  }
+
+  const level = args.logLevel ?? parseLogLevel(env.TRIBLER_LOG_LEVEL) ?? configuredLevel(session)
+  const file = fileLogSink(paths.coreLog, session.config.getNumber('log', 'max_file_bytes'))
+  const console = new HeldConsole(err, args.logLevel !== undefined || env.TRIBLER_LOG_LEVEL !== undefined)
+  configureLogging({ level, sinks: [file, console.sink] })
+
+  const api = session.addService(() => new RestApi(session, { port: args.port }), {
+    early: true,
+    readableState: 'Starting HTTP API...',
+  })
+
+  let received = 0
+  const onSignal = (name: string): void => {
+    received++
+    if (received === 1) {
+      void session.stop()
+      return
+    }
+    err(`tribler: ${name} again, exiting without a clean shutdown`)
+    forceExit(EXIT_FORCED)
+  }
+  const onInt = (): void => onSignal('SIGINT')
+  const onTerm = (): void => onSignal('SIGTERM')
+  const onUncaught = (e: unknown): void => session.reportException(e)
+  signals.on('SIGINT', onInt)
+  signals.on('SIGTERM', onTerm)
+  process.on('uncaughtException', onUncaught)
+  process.on('unhandledRejection', onUncaught)
+  const stopped = new Promise<{ error?: unknown }>((resolve) => session.lifecycle.once('stopped', resolve))
+
+  try {
+    await session.start()
+    console.release()
+    const mode = session.publicNetwork ? '' : ' (public network off)'
+    out(`Tribler.ts ${session.version} started${mode}; REST API at ${api.url}`)
+  } catch (e) {
+    console.release(true)
+    if (e instanceof ApiError && (e.code === 'PORT_IN_USE' || e.code === 'LISTEN_FAILED')) {
+      err(
+        `tribler: ${e.code === 'PORT_IN_USE' ? `${e.message}; choose another with --port` : errorMessage(e)}`,
+      )
+      await session.stop()
+      cleanup()
+      return EXIT_FAILURE
+    }
+    if (!session.isShuttingDown) {
+      const where = api.url === '' ? '' : ` (GET ${api.url}/state reports it)`
+      err(`tribler: the core failed to start: ${errorMessage(e)}${where}`)
+    }
+    if (api.url === '') {
+      await session.stop()
+      cleanup()
+      return EXIT_FAILURE
+    }
+  }
+
+  const result = await stopped
+  cleanup()
+  return result.error === undefined ? 0 : EXIT_FAILURE
+
+  function cleanup(): void {
+    signals.off('SIGINT', onInt)
+    signals.off('SIGTERM', onTerm)
+    process.off('uncaughtException', onUncaught)
+    process.off('unhandledRejection', onUncaught)
+    file.close()
+  }
+}
+
+function parse(argv: readonly string[]) {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      port: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'api-key': { type: 'string' },
+      'log-level': { type: 'string' },
+      'no-public-network': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  })
+  const [command, ...rest] = positionals
+  if ((command !== undefined && command !== 'start') || rest.length > 0) {
+    throw new Error(`unknown command: ${positionals.join(' ')}`)
+  }
+  let port: number | undefined
+  if (values.port !== undefined) {
+    port = Number(values.port)
+    if (!/^\d+$/.test(values.port) || port > 65535)
+      throw new Error(`--port must be 0…65535, got ${values.port}`)
+  }
+  let logLevel: LogLevel | undefined
+  if (values['log-level'] !== undefined) {
+    logLevel = parseLogLevel(values['log-level'])
+    if (logLevel === undefined) throw new Error(`unknown log level: ${values['log-level']}`)
+  }
+  return {
+    port,
+    logLevel,
+    stateDir: values['state-dir'],
+    apiKey: values['api-key'],
+    noPublicNetwork: values['no-public-network'] === true,
+    help: values.help === true,
+    version: values.version === true,
+  }
+}
+
+function configuredLevel(session: Session): LogLevel {
+  return parseLogLevel(session.config.getString('log', 'level')) ?? 'info'
+}
+
+/**
+ * The console log sink: warnings and errors, or every record when a level was asked for explicitly. Until the start succeeds it holds records back, so a failed start
+ * prints one clear line instead of a trace; the full records are always in the log file.
+ */
+class HeldConsole {
+  readonly #write: (line: string) => void
+  readonly #verbose: boolean
+  #held: string[] | undefined = []
+
+  constructor(write: (line: string) => void, verbose: boolean) {
+    this.#write = write
+    this.#verbose = verbose
+  }
+
+  readonly sink: LogSink = (record: LogRecord, line: string) => {
+    if (!this.#verbose && record.level !== 'warn' && record.level !== 'error') return
+    if (this.#held === undefined) this.#write(line)
+    else if (this.#held.length < 100) this.#held.push(line)
+  }
+
+  release(drop = false): void {
+    const held = this.#held ?? []
+    this.#held = undefined
+    if (!drop) for (const line of held) this.#write(line)
+  }
+}
