@@ -286,7 +286,13 @@ export class DhtNode implements Service {
     opts: AbortOptions & { onPeers?: (peers: SocketAddress[]) => void } = {},
   ): Promise<GetPeersResult> {
     checkHash(infoHash, 'infoHash')
-    return this.#lookup(Buffer.from(infoHash), 'get_peers', opts)
+    const result = await this.#lookup(Buffer.from(infoHash), 'get_peers', opts)
+    // We may be one of the closest nodes ourselves: peers announced to us count too.
+    const local = this.#peers.get(infoHash, this.#clock.now())
+    const known = new Set(result.peers.map((peer) => `${peer.host}|${peer.port}`))
+    const fresh = local.filter((peer) => !known.has(`${peer.host}|${peer.port}`))
+    if (fresh.length > 0) opts.onPeers?.(fresh)
+    return { ...result, peers: [...result.peers, ...fresh] }
   }
 
   /**
@@ -302,6 +308,12 @@ export class DhtNode implements Service {
     if (!Number.isInteger(port) || port <= 0 || port > 0xffff)
       throw new DhtError('INVALID_ARGUMENT', { field: 'port', port })
     const result = await this.getPeers(infoHash, opts)
+    // Keep ourselves in our own store too, so lookups that end at this node find us.
+    const own = this.#deps.socket.local
+    if (isIP(own.host) !== 0 && own.host !== '0.0.0.0' && own.host !== '::') {
+      const ownPort = opts.impliedPort === true ? own.port : port
+      this.#peers.add(infoHash, { host: canonicalHost(own.host), port: ownPort }, this.#clock.now())
+    }
     const results = await Promise.allSettled(
       result.closest
         .filter((node) => node.token !== undefined)

@@ -373,7 +373,10 @@ function urlDataOptions(urlData: string): Buffer {
 export function parseAnnounceReply(reply: Buffer, family: 4 | 6): AnnounceResponse {
   if (reply.length < 20)
     throw new TrackerError('MALFORMED_RESPONSE', { action: 'announce', length: reply.length })
-  const peers = parseCompactPeers(reply.subarray(20), family)
+  const body = reply.subarray(20)
+  // Some trackers answer IPv6 requests with 6-byte IPv4 entries (BEP 15 wants 18): accept that when unambiguous.
+  const entryFamily = family === 6 && body.length % 18 !== 0 && body.length % 6 === 0 ? 4 : family
+  const peers = parseCompactPeers(body, entryFamily)
   if (peers === undefined)
     throw new TrackerError('MALFORMED_RESPONSE', { action: 'announce', length: reply.length })
   return {
