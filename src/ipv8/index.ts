@@ -1,3 +1,6 @@
+export * from './community/index.js'
+export * from './discovery/index.js'
+export * from './endpoint/index.js'
 export * from './errors.js'
 export * from './keys/index.js'
 export * from './serialization/index.js'

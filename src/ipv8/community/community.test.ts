@@ -1,0 +1,272 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { SocketAddress } from '../../net/index.js'
+import { EdgeWalk, RandomWalk } from '../discovery/index.js'
+import { payload, signedPacket } from '../serialization/index.js'
+import { OverlayTestNetwork } from '../testing/harness.js'
+import {
+  type AddressBootstrapper,
+  Community,
+  type CommunityDeps,
+  type CommunitySettings,
+  DEFAULT_BOOTSTRAP_ADDRESSES,
+  defaultBootstrappers,
+  LanBroadcastBootstrapper,
+  NewIntroductionRequestPayload,
+  RequestCache,
+} from './index.js'
+
+const ID = Buffer.from('00112233445566778899aabbccddeeff00112233', 'hex')
+const Hello = payload(1, { text: 'varlenHutf8' })
+
+class HelloCommunity extends Community {
+  readonly received: Array<{ mid: string; text: string }> = []
+  constructor(deps: CommunityDeps, settings: CommunitySettings = {}) {
+    super(deps, ID, settings)
+    this.addSignedHandler(Hello, (peer, p) => this.received.push({ mid: peer.midHex, text: p.text }))
+  }
+}
+
+const make =
+  (settings: CommunitySettings = {}) =>
+  (deps: CommunityDeps, _i: number, bootstrap: SocketAddress[]) =>
+    new HelloCommunity(deps, { bootstrap: { publicNetwork: false, addresses: bootstrap }, ...settings })
+
+let net: OverlayTestNetwork<HelloCommunity> | undefined
+afterEach(async () => {
+  await net?.stopAll()
+  net = undefined
+})
+
+describe('Community discovery', () => {
+  it('two nodes find each other through the bootstrap address and exchange signed messages', async () => {
+    net = await OverlayTestNetwork.create(2, make())
+    await net.startAll()
+    net.advance(1_000)
+    const [a, b] = [net.node(0), net.node(1)]
+    expect(a.community.network.getPeer(b.key.mid)?.address).toEqual(b.socket.local)
+    expect(b.community.network.getPeer(a.key.mid)?.address).toEqual(a.socket.local)
+    b.community.ezSend(a.socket.local, Hello, { text: 'hi' })
+    net.advance(100)
+    expect(a.community.received).toEqual([{ mid: b.key.mid.toString('hex'), text: 'hi' }])
+  })
+
+  it('introduces a third node and punctures towards the requester', async () => {
+    net = await OverlayTestNetwork.create(3, make())
+    const [a, b, c] = [net.node(0), net.node(1), net.node(2)]
+    await a.community.start()
+    await b.community.start()
+    net.advance(1_000)
+    await c.community.start()
+    const introductions: Array<SocketAddress | undefined> = []
+    c.community.events.on('introduction-response', (e) => introductions.push(e.introduced))
+    net.advance(3_000)
+    expect(introductions.some((x) => x?.port === b.socket.local.port && x.host === b.socket.local.host)).toBe(
+      true,
+    )
+    expect(c.community.network.getPeer(b.key.mid)).toBeDefined()
+    const count = (id: number, dir: 'packetsIn' | 'packetsOut'): number =>
+      net?.nodes.reduce((sum, n) => sum + (n.community.statistics.messages.get(id)?.[dir] ?? 0), 0) ?? 0
+    expect(count(250, 'packetsIn') + count(232, 'packetsIn')).toBeGreaterThan(0)
+    expect(count(249, 'packetsIn') + count(231, 'packetsIn')).toBeGreaterThan(0)
+  })
+
+  it('answers a new-style request with a new-style response', async () => {
+    net = await OverlayTestNetwork.create(2, make({ strategies: () => [] }))
+    const [a, b] = [net.node(0), net.node(1)]
+    await a.community.start()
+    const seen: number[] = []
+    b.socket.onMessage((data) => seen.push(data[22] ?? -1))
+    const request = signedPacket(
+      a.community.prefix,
+      NewIntroductionRequestPayload,
+      {
+        destinationAddress: a.socket.local,
+        sourceLanAddress: b.socket.local,
+        sourceWanAddress: b.socket.local,
+        identifier: 5,
+        bits: Array(8).fill(false),
+        extraBytes: Buffer.alloc(0),
+      },
+      b.key,
+      5n,
+    )
+    b.socket.send(request, a.socket.local)
+    net.advance(100)
+    expect(seen).toEqual([233])
+    expect(a.community.network.getPeer(b.key.mid)?.newStyle).toBe(true)
+  })
+
+  it('adds no peers beyond max peers but still introduces newcomers', async () => {
+    net = await OverlayTestNetwork.create(4, make({ maxPeers: 2, strategies: () => [] }))
+    await net.startAll()
+    for (const i of [1, 2, 3]) {
+      net.node(i).community.walkTo(net.node(0).socket.local)
+      net.advance(100)
+    }
+    expect(net.node(0).community.network.size).toBe(2)
+    const newcomer = net.node(3).community
+    expect(newcomer.network.getPeer(net.node(0).key.mid)).toBeDefined()
+    expect(newcomer.network.walkableAddresses.length).toBe(1)
+  })
+
+  it('drops peers that stop answering', async () => {
+    net = await OverlayTestNetwork.create(3, make())
+    await net.startAll()
+    net.advance(5_000)
+    const a = net.node(0)
+    const c = net.node(2)
+    expect(a.community.network.getPeer(c.key.mid)).toBeDefined()
+    const removed: string[] = []
+    a.community.events.on('peer-removed', (e) => removed.push(e.peer.midHex))
+    net.memory?.partition(c.socket.local.host)
+    net.advance(70_000, 250)
+    expect(a.community.network.getPeer(c.key.mid)).toBeUndefined()
+    expect(removed).toContain(c.key.mid.toString('hex'))
+    expect(a.community.network.getPeer(net.node(1).key.mid)).toBeDefined()
+  })
+
+  it('drops forged, malformed and unknown messages and counts them', async () => {
+    net = await OverlayTestNetwork.create(2, make({ strategies: () => [] }))
+    await net.startAll()
+    const [a, b] = [net.node(0), net.node(1)]
+    const good = signedPacket(a.community.prefix, Hello, { text: 'x' }, b.key, 1n)
+    const forged = Buffer.from(good)
+    forged[forged.length - 70] = (forged[forged.length - 70] ?? 0) ^ 1
+    const unknown = Buffer.from(good)
+    unknown[22] = 77
+    for (const packet of [forged, good.subarray(0, 40), unknown]) b.socket.send(packet, a.socket.local)
+    net.advance(100)
+    expect(a.community.received).toEqual([])
+    expect(a.community.statistics.dropped).toMatchObject({ badSignature: 1, malformed: 1, unknownMessage: 1 })
+    expect(a.endpoint.stats.drops.rejected).toBe(3)
+  })
+
+  it('stops every task and leaves the endpoint when stopped', async () => {
+    net = await OverlayTestNetwork.create(2, make())
+    await net.startAll()
+    const a = net.node(0).community
+    await a.stop()
+    expect(a.running).toBe(false)
+    expect(net.node(0).endpoint.isRegistered(a.prefix)).toBe(false)
+    const before = net.node(0).socket.stats.packetsSent
+    net.advance(5_000)
+    expect(net.node(0).socket.stats.packetsSent).toBe(before)
+  })
+})
+
+describe('walk strategies', () => {
+  it('50 nodes on the memory network each know at least 10 others within 60 s of walking', async () => {
+    net = await OverlayTestNetwork.create(50, make(), { seed: 3 })
+    await net.startAll()
+    let elapsedMs = 0
+    while (net.minPeers < 10 && elapsedMs < 60_000) {
+      net.advance(1_000)
+      elapsedMs += 1_000
+    }
+    expect(net.minPeers).toBeGreaterThanOrEqual(10)
+    expect(Math.max(...net.nodes.map((n) => n.community.network.size))).toBeLessThanOrEqual(30)
+  })
+
+  it('EdgeWalk grows edges away from its neighbourhood and finds the network', async () => {
+    net = await OverlayTestNetwork.create(
+      20,
+      make({ strategies: (c) => [new EdgeWalk(c, { targetPeers: -1, neighborhoodSize: 3, edgeLength: 3 })] }),
+      { seed: 5 },
+    )
+    await net.startAll()
+    net.advance(60_000, 100)
+    const strategy = net.node(5).community.strategies[0] as EdgeWalk
+    expect(strategy.completedEdges).toBeGreaterThan(0)
+    expect(net.minPeers).toBeGreaterThanOrEqual(5)
+  })
+
+  it('RandomWalk forgets introduced addresses that never answer', async () => {
+    net = await OverlayTestNetwork.create(
+      2,
+      make({ strategies: (c) => [new RandomWalk(c, { timeoutMs: 3_000 })] }),
+    )
+    await net.startAll()
+    net.advance(1_000)
+    const a = net.node(1).community
+    a.network.discoverAddress(undefined, { host: '127.0.0.99', port: 1 }, false, 0)
+    net.advance(10_000, 100)
+    expect(a.network.walkableAddresses.map((w) => w.address.host)).not.toContain('127.0.0.99')
+  })
+})
+
+describe('bootstrapping', () => {
+  it('publicNetwork false empties the default lists but keeps explicit addresses', () => {
+    expect(defaultBootstrappers({ publicNetwork: false })).toEqual([])
+    const explicit = defaultBootstrappers({
+      publicNetwork: false,
+      addresses: [{ host: '127.0.0.1', port: 1 }],
+    })
+    expect(explicit.map((b) => (b as AddressBootstrapper).addresses)).toEqual([
+      [{ host: '127.0.0.1', port: 1 }],
+    ])
+    const pub = defaultBootstrappers({ publicNetwork: true })
+    expect((pub[0] as AddressBootstrapper).addresses).toEqual(DEFAULT_BOOTSTRAP_ADDRESSES)
+  })
+
+  it('follows TRIBLER_NO_PUBLIC_NETWORK when publicNetwork is not given', () => {
+    const previous = process.env.TRIBLER_NO_PUBLIC_NETWORK
+    process.env.TRIBLER_NO_PUBLIC_NETWORK = '1'
+    try {
+      expect(defaultBootstrappers()).toEqual([])
+    } finally {
+      if (previous === undefined) delete process.env.TRIBLER_NO_PUBLIC_NETWORK
+      else process.env.TRIBLER_NO_PUBLIC_NETWORK = previous
+    }
+  })
+
+  it('finds LAN peers by broadcast announce', async () => {
+    const lan = () => [new LanBroadcastBootstrapper({ broadcastHost: '127.0.0.1', ports: [10_000, 10_001] })]
+    net = await OverlayTestNetwork.create(2, (deps, i) =>
+      i === 0
+        ? new HelloCommunity(deps, { strategies: () => [], bootstrappers: lan() })
+        : new HelloCommunity(deps, { strategies: () => [], bootstrappers: [] }),
+    )
+    const [a, b] = [net.node(0), net.node(1)]
+    expect(a.socket.local).toEqual({ host: '127.0.0.1', port: 10_000 })
+    await b.community.start()
+    await a.community.start()
+    // node 0 announces; it hears nothing from node 1, which does not listen for beacons
+    a.community.walkStep()
+    await a.community.bootstrap()
+    net.advance(1_000)
+    expect(b.community.network.size).toBe(0)
+    await b.community.stop()
+    const listener = new HelloCommunity(
+      { endpoint: b.endpoint, key: b.key, ...(net.clock && { clock: net.clock }) },
+      { strategies: () => [], bootstrappers: lan() },
+    )
+    await listener.start()
+    await listener.bootstrap()
+    net.advance(1_000)
+    expect(listener.network.getPeer(a.key.mid)).toBeDefined()
+    expect(a.community.network.getPeer(b.key.mid)).toBeDefined()
+    await listener.stop()
+  })
+})
+
+describe('RequestCache', () => {
+  it('times out entries that were not popped, and never after close', async () => {
+    const { ManualClock } = await import('../../common/index.js')
+    const clock = new ManualClock()
+    const cache = new RequestCache({ clock })
+    const timedOut: string[] = []
+    const a = cache.add('ping', { onTimeout: () => timedOut.push('a') }, { timeoutMs: 100 })
+    const b = cache.add('ping', { onTimeout: () => timedOut.push('b') }, { timeoutMs: 100 })
+    expect(a).not.toBe(b)
+    expect(cache.pop('ping', a)).toBeDefined()
+    clock.advance(100)
+    expect(timedOut).toEqual(['b'])
+    cache.add('x', { onTimeout: () => timedOut.push('c') }, { number: 7, timeoutMs: 10 })
+    expect(() => cache.add('x', { onTimeout: () => {} }, { number: 7, timeoutMs: 10 })).toThrow(
+      expect.objectContaining({ code: 'DUPLICATE_REQUEST' }),
+    )
+    cache.close()
+    clock.advance(100)
+    expect(timedOut).toEqual(['b'])
+  })
+})

@@ -1,0 +1,53 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type { SocketAddress } from '../../net/index.js'
+import type { CommunityDeps } from '../community/index.js'
+import { OverlayTestNetwork } from '../testing/harness.js'
+import { DISCOVERY_COMMUNITY_ID, DiscoveryCommunity } from './index.js'
+
+const OTHER = Buffer.from('81ded07332bdc775aa5a46f96de9f8f390bbc9f3', 'hex')
+const make = (deps: CommunityDeps, i: number, bootstrap: SocketAddress[]) =>
+  new DiscoveryCommunity(deps, {
+    bootstrap: { publicNetwork: false, addresses: bootstrap },
+    services: () => (i % 2 === 0 ? [OTHER] : []),
+  })
+
+let net: OverlayTestNetwork<DiscoveryCommunity> | undefined
+afterEach(async () => {
+  await net?.stopAll()
+  net = undefined
+})
+
+describe('DiscoveryCommunity', () => {
+  it('exchanges community lists after an introduction', async () => {
+    net = await OverlayTestNetwork.create(4, make)
+    await net.startAll()
+    net.advance(5_000)
+    const a = net.node(1).community
+    const zero = a.network.getPeer(net.node(0).key.mid)
+    expect(zero).toBeDefined()
+    if (zero === undefined) return
+    expect(a.network.servicesOf(zero).sort()).toEqual(
+      [DISCOVERY_COMMUNITY_ID.toString('hex'), OTHER.toString('hex')].sort(),
+    )
+    expect(a.network.peersForService(OTHER.toString('hex')).map((p) => p.midHex)).toContain(zero.midHex)
+  })
+
+  it('keeps answering peers alive with ping/pong and drops silent ones', async () => {
+    net = await OverlayTestNetwork.create(
+      3,
+      (deps) => new DiscoveryCommunity(deps, { strategies: () => [], bootstrap: { publicNetwork: false } }),
+    )
+    await net.startAll()
+    // one walk each to node 0, then nothing but pings keeps the peers alive
+    net.node(1).community.walkTo(net.node(0).socket.local)
+    net.node(2).community.walkTo(net.node(0).socket.local)
+    net.advance(120_000, 250)
+    const a = net.node(0).community
+    expect(a.network.size).toBe(2)
+    expect(a.statistics.messages.get(4)?.packetsIn ?? 0).toBeGreaterThan(0)
+    net.memory?.partition(net.node(2).socket.local.host)
+    net.advance(70_000, 250)
+    expect(a.network.getPeer(net.node(2).key.mid)).toBeUndefined()
+    expect(a.network.getPeer(net.node(1).key.mid)).toBeDefined()
+  })
+})

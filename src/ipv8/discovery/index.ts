@@ -1,0 +1,9 @@
+export { DISCOVERY_COMMUNITY_ID, DiscoveryCommunity, type DiscoverySettings } from './discovery-community.js'
+export * from './payloads.js'
+export {
+  EdgeWalk,
+  type EdgeWalkOptions,
+  RandomWalk,
+  type RandomWalkOptions,
+  type WalkStrategy,
+} from './strategies.js'
