@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh checkout: installs what is missing, then type-checks, lints, builds and runs
 # every tier. Tiers: unit (src/**/*.test.ts), integration (test/integration), interop (test/interop, real
-# third-party clients). `TEST_TIERS="unit integration"` runs a subset.
+# third-party clients), e2e (test/e2e, the web GUI in Chromium against a real core). `TEST_TIERS="unit integration"`
+# runs a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TRIBLER_NO_PUBLIC_NETWORK=1
 
 bash scripts/setup.sh --test
 
-echo "== typecheck"; npx --no-install tsc --noEmit
+echo "== typecheck"; npx --no-install tsc --noEmit && npx --no-install tsc -p src/gui
 echo "== lint"; npx --no-install biome check .
 echo "== build"; npm run --silent build
 
-tiers=${TEST_TIERS:-"unit integration interop"}
+tiers=${TEST_TIERS:-"unit integration interop e2e"}
 results=$(mktemp -d)
 status=0
 for tier in $tiers; do
