@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/interop/**/*.test.ts'],
+    globalSetup: ['test/support/interop-requirements.ts'],
     environment: 'node',
     testTimeout: 300_000,
     hookTimeout: 120_000,
