@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { encode } from '../../bencode/index.js'
 import { MemoryNetwork } from '../../net/index.js'
 import { DhtNode } from './dht-node.js'
@@ -145,6 +145,42 @@ describe('DhtNode', () => {
     // The two malformed dictionaries; 'i42e' and the list are not KRPC at all and are left to other protocols.
     expect(nodes[0]!.stats.invalidPackets).toBe(2)
     probe.close()
+    await stopAll(nodes)
+  })
+
+  it('works over IPv6 with nodes6 (BEP 32)', async () => {
+    const net = new MemoryNetwork({ seed: 6 })
+    const nodes: DhtNode[] = []
+    for (let i = 0; i < 12; i++) {
+      const socket = await net.bind({ host: `fd00::${i + 1}`, port: PORT })
+      nodes.push(
+        new DhtNode({ socket }, { bootstrap: i === 0 ? [] : [`[fd00::1]:${PORT}`], queryTimeoutMs: 150 }),
+      )
+    }
+    for (const node of nodes) await node.start()
+    for (const node of nodes) await node.bootstrap()
+    for (const node of nodes) await node.bootstrap()
+    expect(nodes[11]!.tableSize).toBeGreaterThanOrEqual(8)
+    await nodes[3]!.announce(INFO_HASH, 7100)
+    expect((await nodes[10]!.getPeers(INFO_HASH)).peers).toContainEqual({ host: 'fd00::4', port: 7100 })
+    await stopAll(nodes)
+  })
+
+  it('refreshes idle buckets with lookups and saves the table periodically', async () => {
+    const net = new MemoryNetwork({ seed: 8 })
+    const store = memoryDhtStateStore()
+    const nodes = await swarm(net, 6)
+    const socket = await net.bind({ host: '10.0.0.99', port: PORT })
+    const node = new DhtNode(
+      { socket, store },
+      { bootstrap: [`10.0.0.1:${PORT}`], maintenanceIntervalMs: 20, bucketRefreshMs: 0, saveIntervalMs: 20 },
+    )
+    await node.start()
+    await node.bootstrap()
+    const before = node.stats.queriesSent
+    await vi.waitFor(() => expect(node.stats.queriesSent).toBeGreaterThan(before + 5), { timeout: 5000 })
+    await vi.waitFor(() => expect(store.state?.nodes.length).toBeGreaterThan(0), { timeout: 5000 })
+    await node.stop()
     await stopAll(nodes)
   })
 

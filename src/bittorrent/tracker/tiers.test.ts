@@ -10,9 +10,8 @@ function scriptedClient(answers: Record<string, AnnounceResponse | string>) {
     announce: async (url: string, request: AnnounceRequest) => {
       calls.push({ url, event: request.event })
       const answer = answers[url]
-      if (answer === undefined || typeof answer === 'string') {
-        throw new TrackerError('TRACKER_FAILURE', { reason: answer ?? 'unreachable' })
-      }
+      if (answer === undefined) throw new TrackerError('TIMEOUT', {})
+      if (typeof answer === 'string') throw new TrackerError('TRACKER_FAILURE', { reason: answer })
       return answer
     },
     scrape: async () => new Map(),
@@ -47,7 +46,7 @@ describe('TrackerManager', () => {
     const status = manager.status
     expect(status.map((s) => [s.url, s.status, s.peers])).toEqual([
       ['udp://b:1', 'Working', 1],
-      ['udp://a:1', 'Error: unreachable', 0],
+      ['udp://a:1', 'Timeout', 0],
       ['http://c/announce', 'Not contacted yet', 0],
     ])
     expect(status[0]!.nextAnnounceMs).toBe(clock.now() + 600_000)

@@ -66,10 +66,29 @@ interface Entry {
   leechers?: number
   lastAnnounceMs: number
   trackerId?: string
+  warning?: string
   working: boolean
 }
 
 const MAX_RETRY_MS = 60 * 60 * 1000
+
+/** The status text of a failed announce, worded as Tribler words libtorrent's tracker alerts. */
+function statusText(err: unknown): string {
+  if (!(err instanceof TrackerError)) return `Error: ${errorMessage(err)}`
+  switch (err.code) {
+    case 'TRACKER_FAILURE':
+      return `Error: ${String(err.details.reason)}`
+    case 'HTTP_STATUS':
+      return `HTTP status code ${String(err.details.status)}`
+    case 'TIMEOUT':
+      return 'Timeout'
+    case 'NETWORK':
+    case 'ABORTED':
+      return 'Not working'
+    default:
+      return `Error: ${err.message}`
+  }
+}
 
 function shuffle<T>(items: T[], random: () => number): T[] {
   for (let i = items.length - 1; i > 0; i--) {
@@ -246,13 +265,13 @@ export class TrackerManager {
       ...(entry.trackerId === undefined ? {} : { trackerId: entry.trackerId }),
     }
     entry.lastAnnounceMs = this.#clock.now()
-    if (event !== 'stopped') this.#update(entry, { status: 'Updating...' })
     try {
       const response = await client.announce(entry.url, request, { signal })
       if (response.trackerId !== undefined) entry.trackerId = response.trackerId
       this.#update(entry, {
-        status: response.warning === undefined ? 'Working' : `Working, warning: ${response.warning}`,
+        status: 'Working',
         working: true,
+        ...(response.warning === undefined ? {} : { warning: response.warning }),
         peers: response.peers.length,
         ...(response.complete === undefined ? {} : { seeders: response.complete }),
         ...(response.incomplete === undefined ? {} : { leechers: response.incomplete }),
@@ -262,13 +281,10 @@ export class TrackerManager {
       }
       return response
     } catch (err) {
-      const reason =
-        err instanceof TrackerError && err.code === 'TRACKER_FAILURE'
-          ? String(err.details.reason)
-          : errorMessage(err)
       log.debug('announce failed', { code: err instanceof TrackerError ? err.code : undefined })
-      if (!this.#stopped.signal.aborted || event === 'stopped')
-        this.#update(entry, { status: `Error: ${reason}`, working: false })
+      if (!this.#stopped.signal.aborted || event === 'stopped') {
+        this.#update(entry, { status: statusText(err), working: false })
+      }
       return undefined
     }
   }
@@ -293,6 +309,7 @@ export class TrackerManager {
       status: entry.status,
       ...(entry.seeders === undefined ? {} : { seeders: entry.seeders }),
       ...(entry.leechers === undefined ? {} : { leechers: entry.leechers }),
+      ...(entry.warning === undefined ? {} : { warning: entry.warning }),
       lastAnnounceMs: entry.lastAnnounceMs,
       nextAnnounceMs: this.#stopped.signal.aborted ? 0 : this.#nextAnnounceMs,
     }

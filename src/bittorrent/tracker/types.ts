@@ -119,8 +119,13 @@ export interface TrackerStatus {
   readonly tier: number
   /** Peers the last successful announce returned. */
   readonly peers: number
-  /** `Not contacted yet`, `Updating...`, `Working`, `Error: <reason>`, `Disabled`. */
+  /**
+   * As Tribler shows it: `Not contacted yet`, `Working`, `Error: <reason>`, `HTTP status code <n>`, `Timeout`,
+   * `Not working`.
+   */
   readonly status: string
+  /** The tracker's last `warning message`, if any. */
+  readonly warning?: string
   /** Seeders and leechers from the last announce or scrape, when known. */
   readonly seeders?: number
   readonly leechers?: number
