@@ -4,6 +4,8 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type onRequestHookHandler,
+  type preValidationHookHandler,
 } from 'fastify'
 import { errorMessage, logger } from '../common/index.js'
 import type { Session } from '../session/index.js'
@@ -54,16 +56,29 @@ export async function buildApiServer(session: Session, opts: ApiOptions = {}): P
 
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body))
-  app.addHook('onRequest', async (request, reply) => access.check(request, reply))
-  app.addHook('preValidation', async (request) => decodeBody(request))
+  app.addHook('onRequest', (request, reply, done) => {
+    if (access.check(request, reply) === undefined) done()
+  })
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply))
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(plainError('not found')))
 
+  // per-route hooks are decided once here, so the hot path never reads request.routeOptions (built per access)
+  const lateGate: onRequestHookHandler = (_request, reply, done) => {
+    if (session.isStarted) done()
+    else reply.code(404).send(plainError('not found'))
+  }
   const methodsByPath = new Map<string, Set<string>>()
   app.addHook('onRoute', (route) => {
+    const methods = [route.method].flat()
     const set = methodsByPath.get(route.url) ?? new Set<string>()
-    for (const method of [route.method].flat()) set.add(method)
+    for (const method of methods) set.add(method)
     methodsByPath.set(route.url, set)
+    if (route.config?.early !== true) route.onRequest = [lateGate, ...[route.onRequest ?? []].flat()]
+    if (methods.some((method) => method !== 'GET' && method !== 'HEAD')) {
+      const decode: preValidationHookHandler =
+        route.config?.jsonBody === true ? decodeJsonBody : decodeFormBody
+      route.preValidation = [decode, ...[route.preValidation ?? []].flat()]
+    }
   })
 
   if (opts.docs !== false) await registerDocs(app, session)
@@ -114,18 +129,22 @@ function addMethodNotAllowed(app: FastifyInstance, methodsByPath: Map<string, Se
   }
 }
 
-function decodeBody(request: FastifyRequest): void {
+const decodeJsonBody: preValidationHookHandler = (request, _reply, done) => {
   const raw = request.body
-  if (request.routeOptions.config.jsonBody === true) {
-    if (typeof raw !== 'string') return
+  if (typeof raw === 'string') {
     try {
       request.body = raw.trim() === '' ? {} : JSON.parse(raw)
     } catch {
-      throw new ApiError('BAD_REQUEST', {}, 'the body is not valid JSON')
+      done(new ApiError('BAD_REQUEST', {}, 'the body is not valid JSON'))
+      return
     }
-    return
   }
-  request.body = typeof raw === 'string' ? parseForm(raw) : Object.create(null)
+  done()
+}
+
+const decodeFormBody: preValidationHookHandler = (request, _reply, done) => {
+  request.body = typeof request.body === 'string' ? parseForm(request.body) : Object.create(null)
+  done()
 }
 
 function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -149,8 +168,7 @@ function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): 
 /**
  * Who may call: the Host header must name a loopback host while the API listens on loopback (no DNS rebinding),
  * a browser Origin must be the API itself or listed in `api.cors_origins`, and once `api.key` is set every
- * request must carry it. Then the session's phase decides: 500 while shutting down, 404 for late routes before
- * STARTED.
+ * request must carry it. During a shutdown every request is answered 500.
  */
 class AccessPolicy {
   readonly #session: Session
@@ -199,9 +217,6 @@ class AccessPolicy {
     }
     if (this.#session.isShuttingDown) {
       return reply.code(500).send(structuredError(false, 'RuntimeError', 'Tribler is shutting down'))
-    }
-    if (request.routeOptions.config.early !== true && !this.#session.isStarted && request.is404 !== true) {
-      return reply.code(404).send(plainError('not found'))
     }
     return undefined
   }

@@ -1,1 +1,1 @@
-export { type CliIo, main } from './main.js'
+export { type CliIo, CORE_SERVICES, type CoreService, main } from './main.js'

@@ -13,6 +13,8 @@ import {
   fileLogSink,
   publicNetworkFromEnv,
   resolveStateDir,
+  type ServiceFactory,
+  type ServiceOptions,
   Session,
   statePaths,
   triblerVersion,
@@ -27,7 +29,21 @@ export interface CliIo {
   signals: Pick<NodeJS.Process, 'on' | 'off'>
   /** Called on a second signal. Default `process.exit`. */
   forceExit: (code: number) => void
+  /** Services to run after {@link CORE_SERVICES}, e.g. a test's own. */
+  services: readonly CoreService[]
 }
+
+/** A service the CLI adds to the session: its factory and how it starts. */
+export interface CoreService {
+  readonly factory: ServiceFactory
+  readonly options?: ServiceOptions
+}
+
+/**
+ * The services of a full core, in start order, after the REST API. Each subsystem that runs in the core adds its
+ * entry here, e.g. `{ factory: (deps) => new Ipv8Service(deps), options: { readableState: 'Loading communities...' } }`.
+ */
+export const CORE_SERVICES: CoreService[] = []
 
 const USAGE = `Usage: tribler [start] [options]
 
@@ -100,13 +116,24 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
 
   const level = args.logLevel ?? parseLogLevel(env.TRIBLER_LOG_LEVEL) ?? configuredLevel(session)
   const file = fileLogSink(paths.coreLog, session.config.getNumber('log', 'max_file_bytes'))
-  const console = new HeldConsole(err, args.logLevel !== undefined || env.TRIBLER_LOG_LEVEL !== undefined)
+  const console = new HeldConsole(
+    err,
+    args.logLevel !== undefined || parseLogLevel(env.TRIBLER_LOG_LEVEL) !== undefined,
+  )
   configureLogging({ level, sinks: [file, console.sink] })
 
   const api = session.addService(() => new RestApi(session, { port: args.port }), {
     early: true,
     readableState: 'Starting HTTP API...',
   })
+  try {
+    for (const { factory, options } of [...CORE_SERVICES, ...(io.services ?? [])])
+      session.addService(factory, options)
+  } catch (e) {
+    err(`tribler: cannot build the core: ${errorMessage(e)}`)
+    file.close()
+    return EXIT_FAILURE
+  }
 
   let received = 0
   const onSignal = (name: string): void => {
@@ -129,11 +156,11 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
 
   try {
     await session.start()
-    console.release()
+    console.release(true)
     const mode = session.publicNetwork ? '' : ' (public network off)'
     out(`Tribler.ts ${session.version} started${mode}; REST API at ${api.url}`)
   } catch (e) {
-    console.release(true)
+    console.release(api.url !== '')
     if (e instanceof ApiError && (e.code === 'PORT_IN_USE' || e.code === 'LISTEN_FAILED')) {
       err(
         `tribler: ${e.code === 'PORT_IN_USE' ? `${e.message}; choose another with --port` : errorMessage(e)}`,
@@ -219,6 +246,7 @@ class HeldConsole {
   readonly #write: (line: string) => void
   readonly #verbose: boolean
   #held: string[] | undefined = []
+  #muted = false
 
   constructor(write: (line: string) => void, verbose: boolean) {
     this.#write = write
@@ -227,13 +255,20 @@ class HeldConsole {
 
   readonly sink: LogSink = (record: LogRecord, line: string) => {
     if (!this.#verbose && record.level !== 'warn' && record.level !== 'error') return
+    if (this.#muted) return
     if (this.#held === undefined) this.#write(line)
     else if (this.#held.length < 100) this.#held.push(line)
   }
 
-  release(drop = false): void {
+  /** Prints what was held and everything after it; without `keep`, discards both (the process is about to exit). */
+  release(keep: boolean): void {
     const held = this.#held ?? []
+    if (!keep) {
+      this.#held = []
+      this.#muted = true
+      return
+    }
     this.#held = undefined
-    if (!drop) for (const line of held) this.#write(line)
+    for (const line of held) this.#write(line)
   }
 }

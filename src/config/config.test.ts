@@ -2,9 +2,12 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { configureLogging } from '../common/index.js'
 import { TriblerConfig } from './config.js'
 import { ConfigError } from './errors.js'
 import { TRIBLER_SCHEMA } from './schema.js'
+
+configureLogging({ level: 'silent' })
 
 function tempFile(): string {
   return join(mkdtempSync(join(tmpdir(), 'tribler-config-')), 'settings.json')

@@ -2,8 +2,11 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { configureLogging } from '../common/index.js'
 import { Store, StoreError } from './store.js'
 import type { MigrationSet } from './types.js'
+
+configureLogging({ level: 'silent' })
 
 const downloads: MigrationSet = {
   owner: 'downloads',
