@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { type BencodeDict, type BencodeValue, decode } from '../../bencode/index.js'
 import { logger, toHex } from '../../common/index.js'
 import { canonicalHost, parseCompactPeers, uniquePeers } from './compact.js'
@@ -291,7 +292,7 @@ function dictPeer(entry: BencodeValue): PeerAddress | undefined {
   const port = entry.port
   if (!(ip instanceof Uint8Array) || typeof port !== 'number' || port <= 0 || port > 0xffff) return undefined
   const host = Buffer.from(ip).toString('latin1')
-  if (!/^[0-9a-fA-F:.]+$/.test(host)) return undefined
+  if (isIP(host) === 0) return undefined
   const peerId = entry['peer id']
   return peerId instanceof Uint8Array && peerId.length === 20
     ? { host: canonicalHost(host), port, peerId: Buffer.from(peerId) }

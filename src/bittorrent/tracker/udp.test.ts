@@ -119,6 +119,18 @@ describe('UdpTrackerClient', () => {
     client.close()
   })
 
+  it('connects again when a restarted tracker refuses a cached connection id', async () => {
+    const net = new MemoryNetwork()
+    const tracker = await fakeTracker(net, '10.0.0.1')
+    const client = new UdpTrackerClient({ socket: await net.bind({ host: '10.0.0.2' }) })
+    await client.announce('udp://10.0.0.1:6969', request)
+    tracker.error = 'connection id mismatch'
+    const second = client.announce('udp://10.0.0.1:6969', request)
+    await expect(second).rejects.toMatchObject({ code: 'TRACKER_FAILURE' })
+    expect(tracker.connects).toBe(2)
+    client.close()
+  })
+
   it('retransmits lost requests and succeeds', async () => {
     const net = new MemoryNetwork()
     const tracker = await fakeTracker(net, '10.0.0.1')

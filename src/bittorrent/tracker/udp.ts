@@ -216,11 +216,13 @@ export class UdpTrackerClient implements TrackerClient {
   /** Connects when needed, sends the request and retransmits per BEP 15 until a reply arrives. */
   async #transact(to: SocketAddress, action: number, body: Buffer, signal?: AbortSignal): Promise<Buffer> {
     const key = addressKey(to)
+    let retriedConnection = false
     for (let attempt = 0; attempt <= this.#maxRetransmits; attempt++) {
       if (attempt > 0) this.stats.retransmits += 1
       const timeoutMs = this.#baseMs * 2 ** attempt
       let connection = this.#connections.get(key)
-      if (connection === undefined || connection.expiresAt <= this.#clock.now()) {
+      const reused = connection !== undefined && connection.expiresAt > this.#clock.now()
+      if (connection === undefined || !reused) {
         this.#connections.delete(key)
         const header = Buffer.alloc(16)
         header.writeBigUInt64BE(PROTOCOL_ID, 0)
@@ -238,7 +240,19 @@ export class UdpTrackerClient implements TrackerClient {
       const header = Buffer.alloc(16)
       connection.id.copy(header, 0)
       header.writeUInt32BE(action, 8)
-      const reply = await this.#send(to, Buffer.concat([header, body]), action, timeoutMs, signal)
+      let reply: Buffer | undefined
+      try {
+        reply = await this.#send(to, Buffer.concat([header, body]), action, timeoutMs, signal)
+      } catch (err) {
+        // A tracker that restarted no longer knows a connection id we still think valid, and answers with an
+        // error: connect again once before believing the error.
+        if (!reused || !(err instanceof TrackerError) || err.code !== 'TRACKER_FAILURE' || retriedConnection)
+          throw err
+        retriedConnection = true
+        this.#connections.delete(key)
+        attempt -= 1
+        continue
+      }
       if (reply !== undefined) return reply
     }
     throw new TrackerError('TIMEOUT', { tracker: key, retransmits: this.#maxRetransmits })
