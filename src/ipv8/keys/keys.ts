@@ -27,6 +27,24 @@ const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex')
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex')
 const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex')
 
+/** The libsodium calls we use; libsodium signs about 1.5x and verifies about 2.5x faster than Node's OpenSSL. */
+interface Sodium {
+  crypto_sign_seed_keypair(publicKey: Buffer, secretKey: Buffer, seed: Buffer): void
+  crypto_sign_detached(signature: Buffer, message: Uint8Array, secretKey: Buffer): void
+  crypto_sign_verify_detached(signature: Uint8Array, message: Uint8Array, publicKey: Buffer): boolean
+}
+
+// Optional: without the native module (an unsupported platform) Node's own Ed25519 does the same work.
+const sodium: Sodium | undefined = await (async () => {
+  try {
+    const name = 'sodium-native'
+    const mod = (await import(name)) as { default?: Sodium } & Sodium
+    return mod.default ?? mod
+  } catch {
+    return undefined
+  }
+})()
+
 function importSecret(prefix: Buffer, raw: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([prefix, raw]), format: 'der', type: 'pkcs8' })
 }
@@ -61,8 +79,8 @@ export class PublicKey {
   /** Ed25519 verify key (32 bytes). */
   readonly verifyKey: Buffer
   readonly #bin: Buffer
-  readonly #verifier: KeyObject
-  readonly #curve: KeyObject
+  #verifier: KeyObject | undefined
+  #curve: KeyObject | undefined
   #mid: Buffer | undefined
 
   /** Builds a key from its two raw 32-byte halves. */
@@ -73,8 +91,7 @@ export class PublicKey {
     this.curvePublicKey = Buffer.from(curvePublicKey)
     this.verifyKey = Buffer.from(verifyKey)
     this.#bin = Buffer.concat([PUBLIC_KEY_PREFIX, this.curvePublicKey, this.verifyKey])
-    this.#verifier = importPublic(ED25519_SPKI, this.verifyKey)
-    this.#curve = importPublic(X25519_SPKI, this.curvePublicKey)
+    if (sodium === undefined) this.#verifier = importPublic(ED25519_SPKI, this.verifyKey)
   }
 
   /**
@@ -114,6 +131,8 @@ export class PublicKey {
   verify(message: Uint8Array, signature: Uint8Array): boolean {
     if (signature.length !== SIGNATURE_LENGTH) return false
     try {
+      if (sodium !== undefined) return sodium.crypto_sign_verify_detached(signature, message, this.verifyKey)
+      this.#verifier ??= importPublic(ED25519_SPKI, this.verifyKey)
       return verify(null, message, this.#verifier, signature)
     } catch {
       return false
@@ -127,6 +146,7 @@ export class PublicKey {
 
   /** @internal the X25519 key object, for key agreement. */
   get curveKeyObject(): KeyObject {
+    this.#curve ??= importPublic(X25519_SPKI, this.curvePublicKey)
     return this.#curve
   }
 }
@@ -163,6 +183,7 @@ export class PrivateKey {
   readonly publicKey: PublicKey
   readonly #signer: KeyObject
   readonly #curve: KeyObject
+  readonly #sodiumSecret: Buffer | undefined
 
   /** Builds a key from a raw X25519 secret and Ed25519 seed (32 bytes each). */
   constructor(curveSecretKey: Uint8Array, signingSeed: Uint8Array) {
@@ -173,13 +194,12 @@ export class PrivateKey {
     this.signingSeed = Buffer.from(signingSeed)
     this.#signer = importSecret(ED25519_PKCS8, this.signingSeed)
     this.#curve = importSecret(X25519_PKCS8, this.curveSecretKey)
+    const verifyKey = rawPublic(createPublicKey(this.#signer))
     this.publicKey = PublicKey.fromBin(
-      Buffer.concat([
-        PUBLIC_KEY_PREFIX,
-        rawPublic(createPublicKey(this.#curve)),
-        rawPublic(createPublicKey(this.#signer)),
-      ]),
+      Buffer.concat([PUBLIC_KEY_PREFIX, rawPublic(createPublicKey(this.#curve)), verifyKey]),
     )
+    // libsodium's secret key is the seed followed by the public key
+    this.#sodiumSecret = sodium === undefined ? undefined : Buffer.concat([this.signingSeed, verifyKey])
   }
 
   /** A fresh random key pair. */
@@ -209,6 +229,11 @@ export class PrivateKey {
 
   /** A 64-byte Ed25519 signature of `message`. */
   sign(message: Uint8Array): Buffer {
+    if (sodium !== undefined && this.#sodiumSecret !== undefined) {
+      const signature = Buffer.allocUnsafe(SIGNATURE_LENGTH)
+      sodium.crypto_sign_detached(signature, message, this.#sodiumSecret)
+      return signature
+    }
     return sign(null, message, this.#signer)
   }
 
