@@ -132,11 +132,8 @@ export function decodePacket(data: Buffer, out: UtpPacket): DecodeFailure | unde
     const length = data[offset + 1] ?? 0
     const end = offset + 2 + length
     if (end > data.length) return 'MALFORMED'
-    if (extension === EXTENSION_SACK) {
-      // BEP 29 asks for a multiple of 4 bytes; libtorrent and libutp both send exactly that.
-      if (length === 0 || length % 4 !== 0) return 'MALFORMED'
-      out.sack = data.subarray(offset + 2, end)
-    }
+    // BEP 29 asks for a multiple of 4 bytes, but libtorrent sends as many bytes as its receive buffer spans.
+    if (extension === EXTENSION_SACK && length > 0) out.sack = data.subarray(offset + 2, end)
     extension = next
     offset = end
   }
