@@ -41,8 +41,11 @@ export function ipv6Bytes(host: string): Buffer | undefined {
   return out
 }
 
-/** The canonical (RFC 5952) text of 16 IPv6 address bytes. */
+/** The canonical (RFC 5952) text of 16 IPv6 address bytes; IPv4-mapped addresses keep their dotted tail. */
 export function formatIpv6(bytes: Uint8Array): string {
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`
+  }
   const groups: number[] = []
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!)
   let bestStart = -1
