@@ -1,8 +1,8 @@
-import { appendFileSync, mkdirSync, mkdtempSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
 import { configureLogging, type Service } from '../common/index.js'
 import { Session } from '../session/index.js'
 import { formArray, isFlag } from './form.js'
@@ -29,12 +29,15 @@ const echoRoutes: RouteModule = (app) => {
 }
 
 async function setup(
-  opts: { start?: boolean; services?: Service[] } = {},
+  opts: { start?: boolean; services?: Service[]; guiDir?: string } = {},
 ): Promise<{ session: Session; app: FastifyInstance }> {
   const session = new Session({ stateDir: mkdtempSync(join(tmpdir(), 'tribler-api-')), publicNetwork: false })
   open.push(session)
   for (const service of opts.services ?? []) session.addService(() => service)
-  const { app } = await buildApiServer(session, { routes: [...ROUTE_MODULES, echoRoutes] })
+  const { app } = await buildApiServer(session, {
+    routes: [...ROUTE_MODULES, echoRoutes],
+    guiDir: opts.guiDir,
+  })
   if (opts.start !== false) await session.start()
   return { session, app }
 }
@@ -310,5 +313,54 @@ describe('OpenAPI', () => {
     const docs = await app.inject({ method: 'GET', url: '/docs' })
     expect(docs.statusCode).toBe(200)
     expect(docs.body).toContain('swagger')
+  })
+})
+
+describe('/ui/ (web GUI files)', () => {
+  function guiDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'tribler-gui-'))
+    mkdirSync(join(dir, 'assets'))
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><title>Tribler</title>')
+    writeFileSync(join(dir, 'assets', 'app-1234.js'), 'console.log(1)')
+    return dir
+  }
+
+  it('serves the GUI during start-up and without the API key; the API still needs the key', async () => {
+    const gate = blocker()
+    const { session, app } = await setup({ start: false, services: [gate], guiDir: guiDir() })
+    session.config.override('api', 'key', 'k')
+    const starting = session.start()
+    onTestFinished(() => gate.release())
+    const page = await app.inject({ method: 'GET', url: '/ui/' })
+    expect(page.statusCode).toBe(200)
+    expect(page.headers['content-type']).toMatch(/^text\/html/)
+    expect(page.body).toContain('<title>Tribler</title>')
+    const asset = await app.inject({ method: 'GET', url: '/ui/assets/app-1234.js' })
+    expect(asset.headers['content-type']).toMatch(/^text\/javascript/)
+    expect(asset.headers['cache-control']).toContain('immutable')
+    expect((await app.inject({ method: 'GET', url: '/state' })).statusCode).toBe(401)
+    gate.release()
+    await starting
+  })
+
+  it('answers GUI routes with index.html, a missing asset with 404, and never leaves the GUI folder', async () => {
+    const { app } = await setup({ guiDir: guiDir() })
+    expect((await app.inject({ method: 'GET', url: '/ui/downloads/abc' })).body).toContain('<title>')
+    expect((await app.inject({ method: 'GET', url: '/ui/assets/missing.js' })).statusCode).toBe(404)
+    for (const url of [
+      '/ui/../package.json',
+      '/ui/%2e%2e/%2e%2e/package.json',
+      '/ui/..%2f..%2fpackage.json',
+    ]) {
+      const res = await app.inject({ method: 'GET', url })
+      expect(res.body).not.toContain('"name"')
+    }
+  })
+
+  it('says so when the GUI is not built', async () => {
+    const { app } = await setup({ guiDir: join(tmpdir(), 'tribler-no-gui-here') })
+    const res = await app.inject({ method: 'GET', url: '/ui/' })
+    expect(res.statusCode).toBe(404)
+    expect(res.json().error).toContain('not built')
   })
 })

@@ -51,7 +51,7 @@ export async function buildApiServer(session: Session, opts: ApiOptions = {}): P
     schemaController: LAZY_COMPILERS,
   })
   const events = new EventStream(session.events, { maxBufferedBytes: opts.maxEventBufferBytes })
-  const ctx: RouteContext = { session, events }
+  const ctx: RouteContext = { session, events, options: opts }
   const access = new AccessPolicy(session, opts.host ?? config.getString('api', 'host'))
 
   app.removeAllContentTypeParsers()
@@ -60,7 +60,9 @@ export async function buildApiServer(session: Session, opts: ApiOptions = {}): P
     if (access.check(request, reply) === undefined) done()
   })
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply))
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send(plainError('not found')))
+  app.setNotFoundHandler({ preHandler: access.requireKey }, (_request, reply) =>
+    reply.code(404).send(plainError('not found')),
+  )
 
   // per-route hooks are decided once here, so the hot path never reads request.routeOptions (built per access)
   const lateGate: onRequestHookHandler = (_request, reply, done) => {
@@ -73,7 +75,10 @@ export async function buildApiServer(session: Session, opts: ApiOptions = {}): P
     const set = methodsByPath.get(route.url) ?? new Set<string>()
     for (const method of methods) set.add(method)
     methodsByPath.set(route.url, set)
-    if (route.config?.early !== true) route.onRequest = [lateGate, ...[route.onRequest ?? []].flat()]
+    const gates: onRequestHookHandler[] = []
+    if (route.config?.public !== true) gates.push(access.requireKey)
+    if (route.config?.early !== true) gates.push(lateGate)
+    route.onRequest = [...gates, ...[route.onRequest ?? []].flat()]
     if (methods.some((method) => method !== 'GET' && method !== 'HEAD')) {
       const decode: preValidationHookHandler =
         route.config?.jsonBody === true ? decodeJsonBody : decodeFormBody
@@ -167,8 +172,9 @@ function sendError(err: unknown, request: FastifyRequest, reply: FastifyReply): 
 
 /**
  * Who may call: the Host header must name a loopback host while the API listens on loopback (no DNS rebinding),
- * a browser Origin must be the API itself or listed in `api.cors_origins`, and once `api.key` is set every
- * request must carry it. During a shutdown every request is answered 500.
+ * and a browser Origin must be the API itself or listed in `api.cors_origins`. During a shutdown every request is
+ * answered 500. Once `api.key` is set every route but the public ones (the GUI's static files) requires it
+ * ({@link AccessPolicy.requireKey}).
  */
 class AccessPolicy {
   readonly #session: Session
@@ -208,17 +214,23 @@ class AccessPolicy {
         return reply.code(204).send()
       }
     }
-    if (this.#keyDigest !== undefined) {
-      const query = request.query as Record<string, unknown> | undefined
-      const given = request.headers['x-api-key'] ?? query?.apikey
-      if (typeof given !== 'string' || !timingSafeEqual(digest(given), this.#keyDigest)) {
-        return reply.code(401).send(plainError('Unauthorized access'))
-      }
-    }
     if (this.#session.isShuttingDown) {
       return reply.code(500).send(structuredError(false, 'RuntimeError', 'Tribler is shutting down'))
     }
     return undefined
+  }
+
+  /** Route-level check of the API key (every route but the public GUI files, and unknown paths). */
+  readonly requireKey: onRequestHookHandler = (request, reply, done) => {
+    if (this.#keyDigest !== undefined) {
+      const query = request.query as Record<string, unknown> | undefined
+      const given = request.headers['x-api-key'] ?? query?.apikey
+      if (typeof given !== 'string' || !timingSafeEqual(digest(given), this.#keyDigest)) {
+        reply.code(401).send(plainError('Unauthorized access'))
+        return
+      }
+    }
+    done()
   }
 }
 

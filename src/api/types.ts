@@ -8,6 +8,8 @@ declare module 'fastify' {
     early?: boolean
     /** The body is JSON (only `POST /settings`); every other body is read as a form whatever its Content-Type. */
     jsonBody?: boolean
+    /** Needs no API key: static files that hold no data (the web GUI). */
+    public?: boolean
   }
 }
 
@@ -15,6 +17,7 @@ declare module 'fastify' {
 export interface RouteContext {
   readonly session: Session
   readonly events: EventStream
+  readonly options: ApiOptions
 }
 
 /**
@@ -44,6 +47,8 @@ export interface ApiOptions {
   maxEventBufferBytes?: number
   /** Serve the OpenAPI description (`/openapi.json`) and the browsable page (`/docs`). Default true. */
   docs?: boolean
+  /** The built web GUI served at `/ui/`; default `dist/gui` of the installation. */
+  guiDir?: string
 }
 
 /** The CLI's REST port when neither a flag nor `http_api.port` chooses one. */

@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ApiError, RestApi } from '../api/index.js'
+import { ApiError, defaultGuiDir, RestApi } from '../api/index.js'
 import {
   configureLogging,
   errorMessage,
@@ -159,6 +160,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     console.release(true)
     const mode = session.publicNetwork ? '' : ' (public network off)'
     out(`Tribler.ts ${session.version} started${mode}; REST API at ${api.url}`)
+    if (existsSync(join(defaultGuiDir(), 'index.html'))) out(`Web GUI at ${api.url}/ui/`)
   } catch (e) {
     console.release(api.url !== '')
     if (e instanceof ApiError && (e.code === 'PORT_IN_USE' || e.code === 'LISTEN_FAILED')) {

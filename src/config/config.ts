@@ -10,7 +10,7 @@ const log = logger('config')
 
 /** Events of {@link TriblerConfig}. */
 export interface ConfigEvents {
-  /** Settings changed by {@link TriblerConfig.update}; one event per update with every changed leaf. */
+  /** Settings changed by an update or an override; one event per call with every changed leaf. */
   changed: readonly SettingChange[]
 }
 
@@ -26,7 +26,7 @@ export interface ConfigEvents {
  * ```
  */
 export class TriblerConfig {
-  /** Fired after every successful {@link TriblerConfig.update}. */
+  /** Fired after every successful {@link TriblerConfig.update} and every {@link TriblerConfig.override} that changes a value. */
   readonly events = new TypedEmitter<ConfigEvents>()
   readonly schema: ConfigSchema
   readonly #path: string | undefined
@@ -120,7 +120,11 @@ export class TriblerConfig {
    * {@link TriblerConfig.update} of the same key replaces it.
    */
   override(section: string, key: string, value: unknown): void {
-    this.#overrides.set(`${section}~${key}`, this.#check(section, key, value))
+    const checked = this.#check(section, key, value)
+    const previous = this.get(section, key)
+    this.#overrides.set(`${section}~${key}`, checked)
+    if (!sameValue(previous, checked))
+      this.events.emit('changed', [{ section, key, previous, value: copy(checked) }])
   }
 
   /**

@@ -1,7 +1,8 @@
 import type { RouteModule } from '../types.js'
 import { coreRoutes } from './core.js'
 import { debugLogRoutes } from './debug.js'
+import { guiRoutes } from './gui.js'
 import { settingsRoutes } from './settings.js'
 
 /** Every route module, mounted in this order. Add a subsystem's module here. */
-export const ROUTE_MODULES: readonly RouteModule[] = [coreRoutes, settingsRoutes, debugLogRoutes]
+export const ROUTE_MODULES: readonly RouteModule[] = [coreRoutes, settingsRoutes, debugLogRoutes, guiRoutes]
