@@ -23,7 +23,7 @@ const DEFAULTS: ConnectionConfig = {
   recvBufferBytes: 1024 * 1024,
   sendBufferBytes: 1024 * 1024,
   connectTimeoutMs: 10_000,
-  idleTimeoutMs: 60_000,
+  idleTimeoutMs: 180_000,
   keepaliveMs: 29_000,
   maxTimeouts: 6,
   nagle: true,

@@ -37,7 +37,7 @@ export interface UtpOptions {
   sendBufferBytes?: number
   /** Give up connecting after this long (default 10 s). */
   connectTimeoutMs?: number
-  /** Close a connection that received nothing for this long (default 60 s). */
+  /** Close a connection that received nothing for this long (default 180 s: BitTorrent keepalives come every 120 s). */
   idleTimeoutMs?: number
   /** Send a keepalive after this long without sending (default 29 s, under common NAT timeouts). */
   keepaliveMs?: number
