@@ -12,7 +12,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -82,17 +82,23 @@ export async function startOpentracker(
       await fetch(`${url}/stats`)
       break
     } catch {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error('opentracker did not start')
+      if (Date.now() > deadline || child.exitCode !== null) {
+        child.kill('SIGKILL')
+        rmSync(whitelist, { force: true })
+        throw new Error('opentracker did not start')
+      }
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
   return {
     url,
     stop: async () => {
-      if (child.exitCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGTERM')
+        await exited
+      }
+      rmSync(whitelist, { force: true })
     },
   }
 }
