@@ -234,29 +234,27 @@ export class UtpConnection extends Duplex {
       this.#state = 'connected'
       this.#settleConnect()
     }
+    // Anything after the SYN (data, an ACK of our data, a keepalive) shows the initiator got our answer.
+    if (this.#state === 'syn-recv') this.#state = 'connected'
     this.#processAck(p, nowMs)
     if ((this.#state as State) === 'closed') return
-    if (p.type === PacketType.DATA || p.type === PacketType.FIN) {
-      if (this.#state === 'syn-recv') this.#state = 'connected'
-      this.#processData(p)
-    }
+    if (p.type === PacketType.DATA || p.type === PacketType.FIN) this.#processData(p)
     this.#trySend(nowMs)
   }
 
   /** @internal Runs the timers (retransmission, keepalive, idle, zero window) at `nowMs`. */
   tick(nowMs: number): void {
     if (this.#state === 'closed') return
-    if (this.#state === 'syn-recv' || this.#state === 'syn-sent') {
-      if (nowMs - this.#createdMs >= this.#cfg.connectTimeoutMs) {
-        if (this.initiator) {
-          this.#fail(new UtpError('CONNECT_TIMEOUT', { remote: this.remote }), false)
-        } else {
-          // A half-open ghost: a SYN and nothing after it. Close it quietly.
-          this.#close(false)
-          this.destroy()
-        }
-        return
-      }
+    if (this.#state === 'syn-sent' && nowMs - this.#createdMs >= this.#cfg.connectTimeoutMs) {
+      this.#fail(new UtpError('CONNECT_TIMEOUT', { remote: this.remote }), false)
+      return
+    }
+    if (this.#state === 'syn-recv' && nowMs - this.#lastRecvMs > this.#cfg.idleTimeoutMs) {
+      // A half-open ghost: a SYN and nothing after it, not even a keepalive. Close it quietly. (A real initiator
+      // may stay silent for a while after connecting, so the connect timeout cannot tell a ghost apart.)
+      this.#close(false)
+      this.destroy()
+      return
     }
     if (nowMs - this.#lastRecvMs > this.#cfg.idleTimeoutMs) {
       this.#fail(new UtpError('TIMED_OUT', { remote: this.remote, reason: 'idle' }))
