@@ -313,6 +313,10 @@ describe('OpenAPI', () => {
     const docs = await app.inject({ method: 'GET', url: '/docs' })
     expect(docs.statusCode).toBe(200)
     expect(docs.body).toContain('swagger')
+    const bundle = await app.inject({ method: 'GET', url: '/docs/static/swagger-ui-bundle.js' })
+    expect(bundle.statusCode).toBe(200)
+    expect(bundle.headers['content-type']).toMatch(/^text\/javascript/)
+    expect((await app.inject({ method: 'GET', url: '/docs/static/package.json' })).statusCode).toBe(404)
   })
 })
 

@@ -13,6 +13,7 @@ import { LAZY_COMPILERS } from './compilers.js'
 import { ApiError, HandledError, plainError, structuredError } from './errors.js'
 import { EventStream } from './event-stream.js'
 import { parseForm } from './form.js'
+import { type RouteRecord, registerDocs } from './openapi.js'
 import { ROUTE_MODULES } from './routes/index.js'
 import type { ApiOptions, RouteContext } from './types.js'
 
@@ -70,8 +71,18 @@ export async function buildApiServer(session: Session, opts: ApiOptions = {}): P
     else reply.code(404).send(plainError('not found'))
   }
   const methodsByPath = new Map<string, Set<string>>()
+  const routes: RouteRecord[] = []
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat()
+    for (const method of methods) {
+      routes.push({
+        method,
+        url: route.url,
+        schema: route.schema as RouteRecord['schema'],
+        jsonBody: route.config?.jsonBody === true,
+        public: route.config?.public === true,
+      })
+    }
     const set = methodsByPath.get(route.url) ?? new Set<string>()
     for (const method of methods) set.add(method)
     methodsByPath.set(route.url, set)
@@ -86,36 +97,11 @@ export async function buildApiServer(session: Session, opts: ApiOptions = {}): P
     }
   })
 
-  if (opts.docs !== false) await registerDocs(app, session)
+  if (opts.docs !== false) registerDocs(app, routes, session.version)
   for (const mount of opts.routes ?? ROUTE_MODULES) mount(app, ctx)
   addMethodNotAllowed(app, methodsByPath)
   await app.ready()
   return { app, events }
-}
-
-async function registerDocs(app: FastifyInstance, session: Session): Promise<void> {
-  // loaded only here: the OpenAPI plugins are not needed by anything else at start-up
-  const [{ default: swagger }, { default: swaggerUi }] = await Promise.all([
-    import('@fastify/swagger'),
-    import('@fastify/swagger-ui'),
-  ])
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'Tribler.ts REST API',
-        version: session.version,
-        description:
-          'Request bodies are form-encoded whatever the Content-Type (JSON only for POST /settings); PHP-style ' +
-          '`name[]` arrays; flags are true only for `1`. Errors: `{"error": string}` or, for 500, ' +
-          '`{"error": {"handled", "code", "message"}}`.',
-      },
-      components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' } } },
-      security: [{ apiKey: [] }],
-    },
-  })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
-  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger())
 }
 
 function addMethodNotAllowed(app: FastifyInstance, methodsByPath: Map<string, Set<string>>): void {

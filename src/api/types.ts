@@ -3,6 +3,17 @@ import type { Session } from '../session/index.js'
 import type { EventStream } from './event-stream.js'
 
 declare module 'fastify' {
+  /** OpenAPI fields of a route schema (see `openapi.ts`). */
+  interface FastifySchema {
+    /** Leave the route out of the OpenAPI description. */
+    hide?: boolean
+    tags?: readonly string[]
+    summary?: string
+    description?: string
+    /** Content types of the 200 response, when not JSON. */
+    produces?: readonly string[]
+  }
+
   interface FastifyContextConfig {
     /** Answered before the core is STARTED (`/state`, `/events`, `/shutdown`); every other route is late. */
     early?: boolean
