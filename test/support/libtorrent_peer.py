@@ -28,6 +28,8 @@ import time
 import libtorrent as lt
 
 _out_lock = threading.Lock()
+# peer_info::utp_socket (bit 17 in libtorrent 2.0); the Python binding does not export it.
+UTP_SOCKET_FLAG = getattr(lt.peer_info, "utp_socket", 1 << 17)
 
 
 def emit(obj):
@@ -184,7 +186,7 @@ class Runner:
                         "ip": p.ip[0],
                         "port": p.ip[1],
                         "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client,
-                        "utp": bool(p.flags & lt.peer_info.utp_socket),
+                        "utp": bool(p.flags & UTP_SOCKET_FLAG),
                         "outgoing": bool(p.flags & lt.peer_info.outgoing_connection),
                         "seed": bool(p.flags & lt.peer_info.seed),
                         "progress": p.progress,

@@ -1,0 +1,226 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import * as fsp from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { TorrentFile } from '../../metainfo/index.js'
+import { mapBlock } from './layout.js'
+import { Storage } from './storage.js'
+import type { StorageLayout } from './types.js'
+
+/** A layout over `data` from file specs (`pad` marks BEP 47 padding files), like a parsed torrent. */
+function layoutOf(
+  specs: Array<{ path: string; length: number; pad?: boolean }>,
+  pieceLength: number,
+): { layout: StorageLayout; data: Buffer } {
+  let offset = 0
+  const files: TorrentFile[] = specs.map((s, index) => {
+    const file: TorrentFile = {
+      index,
+      path: s.path,
+      pathComponents: s.path.split('/'),
+      displayPath: s.path,
+      length: s.length,
+      offset,
+      padding: s.pad === true,
+      attributes: s.pad === true ? 'p' : '',
+    }
+    offset += s.length
+    return file
+  })
+  const data = Buffer.concat(
+    specs.map((s) => (s.pad === true ? Buffer.alloc(s.length) : randomBytes(s.length))),
+  )
+  const pieceCount = Math.ceil(offset / pieceLength)
+  const pieces = Array.from({ length: pieceCount }, (_, i) =>
+    createHash('sha1')
+      .update(data.subarray(i * pieceLength, (i + 1) * pieceLength))
+      .digest(),
+  )
+  return { layout: { pieceLength, pieceCount, pieces, files, totalLength: offset }, data }
+}
+
+async function writeAll(storage: Storage, data: Buffer, blockBytes = 4096): Promise<void> {
+  const { pieceLength, pieceCount, totalLength } = storage.layout
+  const blocks: Array<[number, number, number]> = []
+  for (let p = 0; p < pieceCount; p++) {
+    const size = Math.min(pieceLength, totalLength - p * pieceLength)
+    for (let b = 0; b < size; b += blockBytes) blocks.push([p, b, Math.min(blockBytes, size - b)])
+  }
+  // reverse order: files get written from their ends first, still sparse and correct
+  for (const [p, b, len] of blocks.reverse()) {
+    const start = p * pieceLength + b
+    await storage.writeBlock(p, b, data.subarray(start, start + len))
+  }
+}
+
+const bits = (have: Uint8Array, count: number): string =>
+  Array.from({ length: count }, (_, i) => ((have[i >> 3]! & (0x80 >> (i & 7))) !== 0 ? '1' : '0')).join('')
+
+let dir: string
+beforeEach(async () => {
+  dir = await fsp.mkdtemp(path.join(tmpdir(), 'storage-'))
+})
+afterEach(async () => {
+  await fsp.rm(dir, { recursive: true, force: true })
+})
+
+describe('Storage', () => {
+  const SPECS = [
+    { path: 't/a.bin', length: 10_000 },
+    { path: 't/empty', length: 0 },
+    { path: 't/sub/b.bin', length: 5 },
+    { path: 't/c.bin', length: 30_000 },
+  ]
+
+  it('maps blocks across file boundaries', () => {
+    const { layout } = layoutOf(SPECS, 16_384)
+    expect(mapBlock(layout, 0, 9_000, 2_000)).toEqual([
+      { fileIndex: 0, fileOffset: 9_000, blockOffset: 0, length: 1_000 },
+      { fileIndex: 2, fileOffset: 0, blockOffset: 1_000, length: 5 },
+      { fileIndex: 3, fileOffset: 0, blockOffset: 1_005, length: 995 },
+    ])
+    expect(() => mapBlock(layout, 2, 0, 10_000)).toThrow(expect.objectContaining({ code: 'INVALID_BLOCK' }))
+  })
+
+  it('writes spanning pieces, verifies them and reads them back', async () => {
+    const { layout, data } = layoutOf(SPECS, 16_384)
+    const storage = new Storage({ layout, downloadDir: dir, id: 'x', maxOpenFiles: 2 })
+    expect(await storage.verifyPiece(0)).toBe(false)
+    await writeAll(storage, data)
+    for (let p = 0; p < layout.pieceCount; p++) expect(await storage.verifyPiece(p)).toBe(true)
+    expect(await storage.readBlock(0, 9_990, 20)).toEqual(data.subarray(9_990, 10_010))
+    await storage.close()
+    expect(await fsp.readFile(path.join(dir, 't/c.bin'))).toEqual(data.subarray(10_005))
+    await expect(storage.readBlock(0, 0, 1)).rejects.toMatchObject({ code: 'CLOSED' })
+  })
+
+  it('never writes padding files', async () => {
+    const { layout, data } = layoutOf(
+      [
+        { path: 't/a', length: 1000 },
+        { path: 't/.pad/15384', length: 15_384, pad: true },
+        { path: 't/b', length: 20_000 },
+      ],
+      16_384,
+    )
+    const storage = new Storage({ layout, downloadDir: dir, id: 'x' })
+    await writeAll(storage, data)
+    expect(await storage.verifyPiece(0)).toBe(true)
+    expect(existsSync(path.join(dir, 't/.pad'))).toBe(false)
+    await storage.close()
+  })
+
+  it('keeps skipped files off disk, with boundary pieces in the part file, and restores them when wanted', async () => {
+    const { layout, data } = layoutOf(SPECS, 16_384)
+    const storage = new Storage({ layout, downloadDir: dir, id: 'abc', priorities: [4, 4, 4, 0] })
+    await writeAll(storage, data)
+    expect(existsSync(path.join(dir, 't/c.bin'))).toBe(false)
+    expect(existsSync(storage.partFilePath)).toBe(true)
+    expect(path.basename(storage.partFilePath)).toBe('.abc.parts')
+    for (let p = 0; p < layout.pieceCount; p++) expect(await storage.verifyPiece(p)).toBe(true)
+    await storage.setFilePriorities([4, 4, 4, 1], Uint8Array.from([0xe0]))
+    expect(await fsp.readFile(path.join(dir, 't/c.bin'))).toEqual(data.subarray(10_005))
+    await storage.setFilePriorities([0, 4, 4, 1], Uint8Array.from([0xe0]))
+    expect(existsSync(path.join(dir, 't/a.bin'))).toBe(false)
+    expect(await storage.verifyPiece(0)).toBe(true)
+    await storage.close()
+  })
+
+  it('trusts resume data after a restart when files are unchanged, and rechecks when one changed', async () => {
+    const { layout, data } = layoutOf(SPECS, 16_384)
+    const first = new Storage({ layout, downloadDir: dir, id: 'x' })
+    await writeAll(first, data)
+    const have = await first.recheck()
+    expect(bits(have, 3)).toBe('111')
+    const resume = await first.resumeData(have)
+    await first.close()
+
+    const second = new Storage({ layout, downloadDir: dir, id: 'x' })
+    const restored = await second.restore(resume)
+    expect(restored).toEqual({ have, rechecked: false })
+    await second.close()
+
+    const file = path.join(dir, 't/c.bin')
+    const handle = await fsp.open(file, 'r+')
+    await handle.write(Buffer.from([data[10_005]! ^ 0xff]), 0, 1, 0)
+    await handle.close()
+    await fsp.utimes(file, new Date(), new Date(Date.now() + 5_000))
+    const progress: number[] = []
+    const third = new Storage({ layout, downloadDir: dir, id: 'x' })
+    const after = await third.restore(resume, { onProgress: (p) => progress.push(p.checkedPieces) })
+    expect(after.rechecked).toBe(true)
+    expect(bits(after.have, 3)).toBe('011')
+    expect(progress).toEqual([1, 2, 3])
+    expect((await third.restore(resume, { forceRecheck: true })).rechecked).toBe(true)
+    expect((await third.restore(Buffer.from('garbage'))).rechecked).toBe(true)
+    await third.close()
+  })
+
+  it('refuses paths that escape the download folder, through .. or symlinks', async () => {
+    const outside = await fsp.mkdtemp(path.join(tmpdir(), 'outside-'))
+    try {
+      const dotdot = layoutOf([{ path: '../evil', length: 10 }], 16)
+      ;(dotdot.layout.files as TorrentFile[])[0] = {
+        ...dotdot.layout.files[0]!,
+        pathComponents: ['..', 'evil'],
+      }
+      const s1 = new Storage({ layout: dotdot.layout, downloadDir: dir, id: 'x' })
+      await expect(s1.writeBlock(0, 0, dotdot.data)).rejects.toMatchObject({ code: 'PATH_ESCAPE' })
+
+      await fsp.symlink(outside, path.join(dir, 'link'))
+      const viaDir = layoutOf([{ path: 'link/evil', length: 10 }], 16)
+      const s2 = new Storage({ layout: viaDir.layout, downloadDir: dir, id: 'x' })
+      await expect(s2.writeBlock(0, 0, viaDir.data)).rejects.toMatchObject({ code: 'PATH_ESCAPE' })
+
+      await fsp.symlink(path.join(outside, 'target'), path.join(dir, 'file-link'))
+      const viaFile = layoutOf([{ path: 'file-link', length: 10 }], 16)
+      const s3 = new Storage({ layout: viaFile.layout, downloadDir: dir, id: 'x' })
+      await expect(s3.writeBlock(0, 0, viaFile.data)).rejects.toMatchObject({ code: 'PATH_ESCAPE' })
+      expect(await fsp.readdir(outside)).toEqual([])
+    } finally {
+      await fsp.rm(outside, { recursive: true, force: true })
+    }
+  })
+
+  it('reports a full disk and a permission error as coded errors', async () => {
+    const { layout, data } = layoutOf([{ path: 'f', length: 100 }], 64)
+    const failing = (code: string) => async (file: string, flags: number, mode?: number) => {
+      const handle = await fsp.open(file, flags, mode)
+      return new Proxy(handle, {
+        get(target, prop, receiver) {
+          if (prop === 'write') return () => Promise.reject(Object.assign(new Error(code), { code }))
+          const value = Reflect.get(target, prop, receiver)
+          return typeof value === 'function' ? value.bind(target) : value
+        },
+      })
+    }
+    const full = new Storage({ layout, downloadDir: dir, id: 'x', openFile: failing('ENOSPC') })
+    await expect(full.writeBlock(0, 0, data.subarray(0, 64))).rejects.toMatchObject({ code: 'DISK_FULL' })
+    await full.close()
+    const denied = new Storage({ layout, downloadDir: dir, id: 'x', openFile: failing('EACCES') })
+    await expect(denied.writeBlock(1, 0, data.subarray(64))).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    })
+    await denied.close()
+  })
+
+  it('moves files to another folder and deletes them', async () => {
+    const { layout, data } = layoutOf(SPECS, 16_384)
+    const storage = new Storage({
+      layout,
+      downloadDir: path.join(dir, 'one'),
+      id: 'x',
+      priorities: [4, 4, 4, 0],
+    })
+    await writeAll(storage, data)
+    await storage.move(path.join(dir, 'two'))
+    expect(existsSync(path.join(dir, 'one', 't'))).toBe(false)
+    expect(await storage.verifyPiece(2)).toBe(true)
+    expect(await fsp.readFile(path.join(dir, 'two', 't/a.bin'))).toEqual(data.subarray(0, 10_000))
+    await storage.deleteFiles()
+    expect(await fsp.readdir(path.join(dir, 'two'))).toEqual([])
+    await storage.close()
+  })
+})
