@@ -2,7 +2,7 @@ export { ApiError, type ApiErrorCode, HandledError, plainError, structuredError 
 export { DEFAULT_MAX_BUFFERED_BYTES, EventStream } from './event-stream.js'
 export { type FormParams, formArray, formString, isFlag, parseForm } from './form.js'
 export { RestApi } from './rest-api.js'
-export { defaultGuiDir } from './routes/gui.js'
+export { defaultGuiDir, fileUri } from './routes/gui.js'
 export { COMMON_ERRORS, PLAIN_ERROR, STRUCTURED_ERROR } from './schemas.js'
 export { type ApiServer, buildApiServer } from './server.js'
 export { type ApiOptions, DEFAULT_API_PORT, type RouteContext, type RouteModule } from './types.js'

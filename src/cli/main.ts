@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -56,6 +57,7 @@ Options:
                         or $TRIBLER_STATE_DIR)
   --api-key <key>       require this key (X-Api-Key header or apikey query parameter) for this run
   --log-level <level>   trace, debug, info, warn, error or silent (default: the log.level setting)
+  --open                open the web GUI in the browser once the core has started
   --no-public-network   private, LAN-free mode: no bootstrap servers, trackers, DHT routers, LAN
                         discovery, UPnP/NAT-PMP or version check (also TRIBLER_NO_PUBLIC_NETWORK=1)
   -h, --help            show this help
@@ -160,7 +162,12 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
     console.release(true)
     const mode = session.publicNetwork ? '' : ' (public network off)'
     out(`Tribler.ts ${session.version} started${mode}; REST API at ${api.url}`)
-    if (existsSync(join(defaultGuiDir(), 'index.html'))) out(`Web GUI at ${api.url}/ui/`)
+    if (existsSync(join(defaultGuiDir(), 'index.html'))) {
+      out(`Web GUI at ${api.url}/ui/`)
+      if (args.open) openBrowser(`${api.url}/ui/`, err)
+    } else if (args.open) {
+      err('tribler: the web GUI is not built (npm run build); nothing to open')
+    }
   } catch (e) {
     console.release(api.url !== '')
     if (e instanceof ApiError && (e.code === 'PORT_IN_USE' || e.code === 'LISTEN_FAILED')) {
@@ -206,6 +213,7 @@ function parse(argv: readonly string[]) {
       'api-key': { type: 'string' },
       'log-level': { type: 'string' },
       'no-public-network': { type: 'boolean' },
+      open: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -231,8 +239,28 @@ function parse(argv: readonly string[]) {
     stateDir: values['state-dir'],
     apiKey: values['api-key'],
     noPublicNetwork: values['no-public-network'] === true,
+    open: values.open === true,
     help: values.help === true,
     version: values.version === true,
+  }
+}
+
+/** Opens `url` in the desktop's browser without waiting for it; a failure is one line on stderr. */
+function openBrowser(url: string, err: (line: string) => void): void {
+  const [command, args] =
+    process.platform === 'darwin'
+      ? ['open', [url]]
+      : process.platform === 'win32'
+        ? ['cmd', ['/c', 'start', '', url]]
+        : ['xdg-open', [url]]
+  const failed = (e: unknown) =>
+    err(`tribler: could not open a browser (${errorMessage(e)}); open ${url} yourself`)
+  try {
+    const child = spawn(command, args, { detached: true, stdio: 'ignore' })
+    child.on('error', failed)
+    child.unref()
+  } catch (e) {
+    failed(e)
   }
 }
 

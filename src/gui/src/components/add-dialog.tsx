@@ -65,7 +65,7 @@ export function AddTorrentDialog({
   onClose(): void
   onAdded(infohash: string, name: string): void
 }) {
-  const { api } = useCore()
+  const { api, offers } = useCore()
   const [text, setText] = useState(source?.kind === 'text' ? source.text : '')
   const [uri, setUri] = useState<string>()
   const [fileName, setFileName] = useState<string>()
@@ -114,8 +114,14 @@ export function AddTorrentDialog({
   }, [])
 
   // Metainfo for the chosen URI; magnets may take up to the core's 20 s metadata timeout.
+  const canReadInfo = offers('/torrentinfo') !== 'no'
+  const canAdd = offers('/downloads') !== 'no'
   useEffect(() => {
     if (!uri) return
+    if (!canReadInfo) {
+      setInfo({ kind: 'failed', message: 'This core cannot read torrent information yet.' })
+      return
+    }
     const controller = new AbortController()
     setInfo({ kind: 'loading' })
     api.get<TorrentInfo>('/torrentinfo', { uri }, controller.signal).then(
@@ -141,7 +147,7 @@ export function AddTorrentDialog({
       },
     )
     return () => controller.abort()
-  }, [api, uri])
+  }, [api, uri, canReadInfo])
 
   const files = useMemo(() => (info.kind === 'ready' ? torrentFiles(info.metainfo.info) : []), [info])
   const selectedSize = files.reduce((sum, f, i) => sum + (selected[i] ? f.size : 0), 0)
@@ -215,7 +221,9 @@ export function AddTorrentDialog({
           <button
             type="button"
             className="button primary"
-            disabled={!uri || submitting || (info.kind === 'loading' && !uri.startsWith('magnet:'))}
+            disabled={
+              !canAdd || !uri || submitting || (info.kind === 'loading' && !uri.startsWith('magnet:'))
+            }
             onClick={() => void submit()}
             data-testid="add-confirm"
           >
@@ -264,6 +272,11 @@ export function AddTorrentDialog({
         />
       </form>
 
+      {!canAdd && (
+        <p className="notice notice-warn" data-testid="add-unavailable">
+          Downloads are not available in this core yet: torrents can be inspected but not started.
+        </p>
+      )}
       {error && (
         <p className="form-error" role="alert">
           {error}

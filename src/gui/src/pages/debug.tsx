@@ -4,7 +4,7 @@ import type { Circuit, CoreEvent } from '../api/types.js'
 import { Card } from '../components/card.js'
 import { Icon } from '../components/icons.js'
 import { formatBytes, formatTime } from '../lib/format.js'
-import { useCore, useCoreEvents } from '../state/core.js'
+import { type Offer, useCore, useCoreEvents } from '../state/core.js'
 
 const POLL_MS = 3000
 const MAX_EVENTS = 60
@@ -16,10 +16,14 @@ type Polled<T> =
   | { kind: 'absent' }
   | { kind: 'failed'; message: string }
 
-function usePolled<T>(load: () => Promise<T>, active: boolean): Polled<T> {
+function usePolled<T>(load: () => Promise<T>, active: boolean, offered: Offer): Polled<T> {
   const [result, setResult] = useState<Polled<T>>({ kind: 'loading' })
   useEffect(() => {
-    if (!active) return
+    if (!active || offered === 'pending') return
+    if (offered === 'no') {
+      setResult({ kind: 'absent' })
+      return
+    }
     let cancelled = false
     const run = () =>
       load().then(
@@ -41,13 +45,13 @@ function usePolled<T>(load: () => Promise<T>, active: boolean): Polled<T> {
       cancelled = true
       clearInterval(timer)
     }
-  }, [load, active])
+  }, [load, active, offered])
   return result
 }
 
 /** The debug page: core state, tunnel circuits (GET /debug/circuits), the latest events and the core log. */
 export function DebugPage() {
-  const { api, state, stream, version } = useCore()
+  const { api, state, stream, version, offers } = useCore()
   const started = state?.state === 'STARTED'
   const [events, setEvents] = useState<{ id: number; at: number; event: CoreEvent }[]>([])
   const nextEventId = useRef(0)
@@ -59,10 +63,12 @@ export function DebugPage() {
   const circuits = usePolled(
     useCallback(() => api.get<{ circuits: Circuit[] }>('/debug/circuits'), [api]),
     started,
+    offers('/debug/circuits'),
   )
   const log = usePolled(
     useCallback(() => api.get<{ content: string }>('/debug/log', { process: 'core', max_lines: 200 }), [api]),
     started,
+    offers('/debug/log'),
   )
 
   return (

@@ -29,7 +29,15 @@ export interface CoreContextValue {
   subscribe(listener: (event: CoreEvent) => void): () => void
   /** Re-reads GET /state now. */
   refreshState(): void
+  /**
+   * Whether the core offers a REST path, from its OpenAPI description (`/openapi.json`): `pending` until that is
+   * read, `unknown` when the core does not describe itself (callers then simply try the path).
+   */
+  offers(path: string): Offer
 }
+
+/** Whether the core offers a REST path; see `CoreContextValue.offers`. */
+export type Offer = 'yes' | 'no' | 'unknown' | 'pending'
 
 const CoreContext = createContext<CoreContextValue | undefined>(undefined)
 
@@ -66,6 +74,7 @@ export function CoreProvider({ api, children }: { api: ApiClient; children: Reac
   const [upgradeText, setUpgradeText] = useState('')
   const [shutdownText, setShutdownText] = useState<string>()
   const [version, setVersion] = useState<string>()
+  const [paths, setPaths] = useState<ReadonlySet<string> | 'pending' | 'unknown'>('pending')
   const listeners = useRef(new Set<(event: CoreEvent) => void>())
   const stateRequest = useRef(0)
 
@@ -142,9 +151,33 @@ export function CoreProvider({ api, children }: { api: ApiClient; children: Reac
     return () => clearInterval(timer)
   }, [settled, stream.kind, refreshState])
 
+  // The core's routes are read once per connection after it started: asking for a missing endpoint would only
+  // produce a 404 (and a console error) on every poll.
+  const started = state?.state === 'STARTED'
+  useEffect(() => {
+    if (!started || stream.kind !== 'open') return
+    let cancelled = false
+    setPaths('pending')
+    api.get<{ paths?: Record<string, unknown> }>('/openapi.json').then(
+      (doc) => {
+        if (!cancelled) setPaths(doc?.paths ? new Set(Object.keys(doc.paths)) : 'unknown')
+      },
+      () => {
+        if (!cancelled) setPaths('unknown')
+      },
+    )
+    return () => {
+      cancelled = true
+    }
+  }, [api, started, stream.kind])
+  const offers = useCallback(
+    (path: string): Offer => (typeof paths === 'string' ? paths : paths.has(path) ? 'yes' : 'no'),
+    [paths],
+  )
+
   const value = useMemo<CoreContextValue>(
-    () => ({ api, state, stream, upgradeText, shutdownText, version, subscribe, refreshState }),
-    [api, state, stream, upgradeText, shutdownText, version, subscribe, refreshState],
+    () => ({ api, state, stream, upgradeText, shutdownText, version, subscribe, refreshState, offers }),
+    [api, state, stream, upgradeText, shutdownText, version, subscribe, refreshState, offers],
   )
   return <CoreContext.Provider value={value}>{children}</CoreContext.Provider>
 }

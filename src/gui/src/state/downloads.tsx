@@ -44,7 +44,7 @@ const REFRESHING_EVENTS = new Set(['tribler_started', 'torrent_finished', 'torre
 
 /** Polls GET /downloads (lightly, and again on download events) while the core is reachable. */
 export function DownloadsProvider({ children }: { children: ReactNode }) {
-  const { api, state, stream } = useCore()
+  const { api, state, stream, offers } = useCore()
   const [downloads, setDownloads] = useState<Download[]>([])
   const [availability, setAvailability] = useState<DownloadsAvailability>('loading')
   const [error, setError] = useState('')
@@ -59,9 +59,15 @@ export function DownloadsProvider({ children }: { children: ReactNode }) {
 
   const started = state?.state === 'STARTED'
   const connected = stream.kind === 'open'
+  const offered = offers('/downloads')
   useEffect(() => {
     void tick
-    if (!connected || !started) return
+    if (!connected || !started || offered === 'pending') return
+    if (offered === 'no') {
+      setAvailability('absent')
+      setDownloads([])
+      return
+    }
     let cancelled = false
     const load = async () => {
       if (inFlight.current) return
@@ -92,7 +98,7 @@ export function DownloadsProvider({ children }: { children: ReactNode }) {
       cancelled = true
       clearInterval(timer)
     }
-  }, [api, connected, started, detailed, tick, availability])
+  }, [api, connected, started, offered, detailed, tick, availability])
 
   const value = useMemo<DownloadsContextValue>(
     () => ({ downloads, availability, error, refresh, setDetailed }),
