@@ -143,7 +143,7 @@ async function roundTrips(): Promise<number[]> {
   return samples.sort((x, y) => x - y)
 }
 
-const PYTHON_REFERENCE = String.raw`
+const PYTHON_REFERENCE = `
 import os, sys, time, json
 sys.path.insert(0, os.environ["PY_IPV8_DIR"])
 import logging

@@ -11,6 +11,7 @@ import {
   type LogSink,
   parseLogLevel,
 } from '../common/index.js'
+import { Ipv8Service } from '../ipv8/index.js'
 import {
   fileLogSink,
   publicNetworkFromEnv,
@@ -45,7 +46,9 @@ export interface CoreService {
  * The services of a full core, in start order, after the REST API. Each subsystem that runs in the core adds its
  * entry here, e.g. `{ factory: (deps) => new Ipv8Service(deps), options: { readableState: 'Loading communities...' } }`.
  */
-export const CORE_SERVICES: CoreService[] = []
+export const CORE_SERVICES: CoreService[] = [
+  { factory: (deps) => new Ipv8Service(deps), options: { readableState: 'Loading communities...' } },
+]
 
 const USAGE = `Usage: tribler [start] [options]
 

@@ -48,6 +48,13 @@ export interface CommunityDeps {
   clock?: Clock
   /** Random numbers in [0, 1); seed it in tests for replayable walks. */
   random?: () => number
+  /**
+   * The node's public-network choice, the default of `settings.bootstrap.publicNetwork` (which otherwise follows
+   * `TRIBLER_NO_PUBLIC_NETWORK`).
+   */
+  publicNetwork?: boolean
+  /** The node's explicit bootstrap addresses, the default of `settings.bootstrap.addresses`. */
+  bootstrapAddresses?: readonly SocketAddress[]
 }
 
 /** Settings every community has. */
@@ -104,6 +111,8 @@ export interface MessageCounters {
 /** Counters of a community. */
 export interface CommunityStatistics {
   readonly messages: ReadonlyMap<number, MessageCounters>
+  /** The declared name of each handled message id. */
+  readonly names: ReadonlyMap<number, string>
   readonly dropped: { malformed: number; badSignature: number; unknownMessage: number; handlerError: number }
 }
 
@@ -149,8 +158,10 @@ export class Community implements Service {
   readonly #stopped = new AbortController()
   readonly #routes: Array<Route | undefined> = new Array(256)
   readonly #counters = new Map<number, MessageCounters>()
+  readonly #names = new Map<number, string>()
   readonly #dropped = { malformed: 0, badSignature: 0, unknownMessage: 0, handlerError: 0 }
   readonly #settings: CommunitySettings
+  readonly #nodeBootstrap: BootstrapOptions
   /** Whether old-style introduction-requests may start with `"Y" || mid` (DiscoveryCommunity). */
   protected acceptsIntroduceTo = false
   #strategies: WalkStrategy[] = []
@@ -172,6 +183,10 @@ export class Community implements Service {
     this.requestCache = new RequestCache({ clock: this.clock, random: this.random })
     this.maxPeers = settings.maxPeers ?? 30
     this.#settings = settings
+    this.#nodeBootstrap = {
+      ...(deps.publicNetwork !== undefined && { publicNetwork: deps.publicNetwork }),
+      ...(deps.bootstrapAddresses !== undefined && { addresses: deps.bootstrapAddresses }),
+    }
 
     const oldRequest: PayloadSchema<IntroductionRequest & { introduceTo?: Buffer }> = {
       ...IntroductionRequestPayload,
@@ -273,12 +288,12 @@ export class Community implements Service {
     this.#unregister = this.endpoint.register(this.prefix, (data, source) => this.onPacket(data, source))
     this.#running = true
     const settings = this.#settings
-    this.#bootstrappers =
-      settings.bootstrappers ?? defaultBootstrappers({ clock: this.clock, ...(settings.bootstrap ?? {}) })
+    const bootstrap = { ...this.#nodeBootstrap, ...(settings.bootstrap ?? {}) }
+    this.#bootstrappers = settings.bootstrappers ?? defaultBootstrappers({ clock: this.clock, ...bootstrap })
     this.#strategies = settings.strategies?.(this) ?? [new RandomWalk(this, { targetPeers: 20 })]
     const lanDiscovery =
       this.#bootstrappers.some((b) => b instanceof LanBroadcastBootstrapper) ||
-      (settings.bootstrap?.publicNetwork ?? publicNetworkAllowed())
+      (bootstrap.publicNetwork ?? publicNetworkAllowed())
     if (lanDiscovery) {
       this.#unbeacon = this.endpoint.onBeacon((prefix, from) => {
         if (prefix.equals(this.prefix) && !sameAddress(from, this.endpoint.local)) this.walkTo(from)
@@ -462,6 +477,7 @@ export class Community implements Service {
    * `handler` runs. The peer is the table's peer when known, else a fresh unverified-as-member one.
    */
   addSignedHandler<T>(schema: PayloadSchema<T>, handler: SignedHandler<T>, opts: FrameOptions = {}): void {
+    this.#names.set(schema.msgId, schema.name)
     this.#route(schema.msgId, (data, source) => {
       let frame: ReturnType<typeof verifySigned>
       try {
@@ -496,6 +512,7 @@ export class Community implements Service {
     handler: UnsignedHandler<T>,
     opts: FrameOptions = {},
   ): void {
+    this.#names.set(schema.msgId, schema.name)
     this.#route(schema.msgId, (data, source) => {
       let payload: T
       let globalTime: bigint | undefined
@@ -567,7 +584,7 @@ export class Community implements Service {
   get statistics(): CommunityStatistics {
     const messages = new Map<number, MessageCounters>()
     for (const [id, c] of this.#counters) messages.set(id, { ...c })
-    return { messages, dropped: { ...this.#dropped } }
+    return { messages, names: new Map(this.#names), dropped: { ...this.#dropped } }
   }
 
   #route(msgId: number, route: Route): void {

@@ -1,0 +1,97 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { MemoryNetwork } from '../net/index.js'
+import { Community, type CommunityDeps } from './community/index.js'
+import type { DiscoveryCommunity } from './discovery/index.js'
+import { Ipv8Service, parseBootstrap } from './service.js'
+
+const values: Record<string, string | number | boolean> = {
+  'ipv8~enabled': true,
+  'ipv8~address': '127.0.0.1',
+  'ipv8~bootstrap_override': '',
+  'dispersy~port': -1,
+}
+const config = (overrides: Record<string, string | number | boolean> = {}) => {
+  const all = { ...values, ...overrides }
+  return {
+    getBoolean: (s: string, k: string) => all[`${s}~${k}`] === true,
+    getString: (s: string, k: string) => String(all[`${s}~${k}`] ?? ''),
+    getNumber: (s: string, k: string) => Number(all[`${s}~${k}`] ?? 0),
+  }
+}
+
+let dirs: string[] = []
+afterEach(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })))
+  dirs = []
+})
+
+async function keysDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ipv8-service-'))
+  dirs.push(dir)
+  return dir
+}
+
+describe('Ipv8Service', () => {
+  it('creates its key, binds the default port, runs discovery and the added overlays, and stops them', async () => {
+    const transport = new MemoryNetwork()
+    const ports = new Map<string, number>()
+    const keys = await keysDir()
+    const service = new Ipv8Service(
+      { config: config(), publicNetwork: false, paths: { keys }, ports: { set: (n, p) => ports.set(n, p) } },
+      { transport },
+    )
+    service.addOverlay((deps: CommunityDeps) => new Community(deps, Buffer.alloc(20, 7)))
+    await service.start()
+    expect(service.address).toEqual({ host: '127.0.0.1', port: 8090 })
+    expect(ports.get('dispersy~port')).toBe(8090)
+    expect(service.overlays.map((o) => o.constructor.name)).toEqual(['DiscoveryCommunity', 'Community'])
+    expect((await stat(join(keys, 'ec_multichain.pem'))).mode & 0o777).toBe(0o600)
+    expect(service.statistics()).toMatchObject({ total_up: 0, total_down: 0 })
+    await service.stop()
+    expect(service.overlays.every((o) => !o.running)).toBe(true)
+    expect(service.statistics()).toEqual({})
+  })
+
+  it('two services find each other through bootstrap_override', async () => {
+    const transport = new MemoryNetwork()
+    const a = new Ipv8Service(
+      { config: config(), publicNetwork: false, paths: { keys: await keysDir() } },
+      { transport },
+    )
+    const b = new Ipv8Service(
+      {
+        config: config({ 'ipv8~address': '127.0.0.2', 'ipv8~bootstrap_override': '127.0.0.1:8090' }),
+        publicNetwork: false,
+        paths: { keys: await keysDir() },
+      },
+      { transport },
+    )
+    await a.start()
+    await b.start()
+    const discovery = a.overlays[0] as DiscoveryCommunity
+    for (let i = 0; i < 100 && discovery.network.size === 0; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(discovery.network.getPeer(b.key?.mid ?? Buffer.alloc(0))).toBeDefined()
+    await b.stop()
+    await a.stop()
+  })
+
+  it('does nothing when ipv8.enabled is off', async () => {
+    const service = new Ipv8Service(
+      { config: config({ 'ipv8~enabled': false }), publicNetwork: false, paths: { keys: await keysDir() } },
+      { transport: new MemoryNetwork() },
+    )
+    await service.start()
+    expect(service.endpoint).toBeUndefined()
+    await service.stop()
+  })
+
+  it('parses bootstrap_override lists and skips junk', () => {
+    expect(parseBootstrap('127.0.0.1:8090, [::1]:7, nonsense, 1.2.3.4:0')).toEqual([
+      { host: '127.0.0.1', port: 8090 },
+      { host: '::1', port: 7 },
+    ])
+  })
+})

@@ -1,0 +1,185 @@
+import { join } from 'node:path'
+import { type Clock, logger, type Service, systemClock } from '../common/index.js'
+import {
+  type DatagramSocket,
+  type DatagramTransport,
+  type SocketAddress,
+  udpTransport,
+} from '../net/index.js'
+import type { Community, CommunityDeps } from './community/index.js'
+import { DiscoveryCommunity } from './discovery/index.js'
+import { Ipv8Endpoint } from './endpoint/index.js'
+import { Ipv8Error } from './errors.js'
+import { loadOrCreateKeyFile, type PrivateKey } from './keys/index.js'
+
+const log = logger('ipv8')
+
+/** The default IPv8 UDP port. */
+export const DEFAULT_IPV8_PORT = 8090
+/** The key file in the state's `keys/` folder (Tribler's name; raw LibNaCL key bin, mode 0600). */
+export const KEY_FILE_NAME = 'ec_multichain.pem'
+
+/** The settings the service reads (a subset of the session's config). */
+export interface Ipv8Config {
+  getBoolean(section: string, key: string): boolean
+  getString(section: string, key: string): string
+  getNumber(section: string, key: string): number
+}
+
+/** What the IPv8 service needs from the session. */
+export interface Ipv8ServiceDeps {
+  readonly config: Ipv8Config
+  /** False: no public trackers, no LAN broadcast (explicit bootstrap addresses still work). */
+  readonly publicNetwork: boolean
+  readonly paths: { readonly keys: string }
+  readonly ports?: { set(name: string, port: number): void }
+  readonly clock?: Clock
+}
+
+/** Options of an {@link Ipv8Service}. */
+export interface Ipv8ServiceOptions {
+  /** Where the socket comes from (default real UDP). */
+  transport?: DatagramTransport
+  /** UDP port; default `dispersy.port`, or 8090 (then any free port) when that is -1. */
+  port?: number
+  /** Bootstrap addresses; default `ipv8.bootstrap_override` (`host:port`). */
+  bootstrap?: SocketAddress[]
+}
+
+/** A community added to the service: built once the endpoint and key exist. */
+export type OverlayFactory = (deps: CommunityDeps, service: Ipv8Service) => Community
+
+/**
+ * The IPv8 part of the core: the identity key (created on first start), one UDP socket and its endpoint, the
+ * DiscoveryCommunity and every overlay added with {@link Ipv8Service.addOverlay} (tunnels, TrustChain, ...).
+ * Stops the overlays in reverse order, then the endpoint and the socket.
+ *
+ * @example
+ * ```ts
+ * const ipv8 = session.addService((deps) => new Ipv8Service(deps), { readableState: 'Loading communities...' })
+ * ipv8.addOverlay((deps) => new TunnelCommunity(deps, settings))
+ * ```
+ */
+export class Ipv8Service implements Service {
+  readonly name = 'ipv8'
+  readonly #deps: Ipv8ServiceDeps
+  readonly #opts: Ipv8ServiceOptions
+  readonly #factories: OverlayFactory[] = []
+  readonly #overlays: Community[] = []
+  #socket: DatagramSocket | undefined
+  #endpoint: Ipv8Endpoint | undefined
+  #key: PrivateKey | undefined
+  #startedMs: number | undefined
+
+  constructor(deps: Ipv8ServiceDeps, opts: Ipv8ServiceOptions = {}) {
+    this.#deps = deps
+    this.#opts = opts
+  }
+
+  /** Whether `ipv8.enabled` is on. */
+  get enabled(): boolean {
+    return this.#deps.config.getBoolean('ipv8', 'enabled')
+  }
+
+  /** Adds an overlay; call before `start()`. */
+  addOverlay(factory: OverlayFactory): void {
+    if (this.#endpoint !== undefined)
+      throw new Ipv8Error('NOT_RUNNING', { reason: 'add overlays before start' })
+    this.#factories.push(factory)
+  }
+
+  /** The running overlays, DiscoveryCommunity first. */
+  get overlays(): readonly Community[] {
+    return this.#overlays
+  }
+
+  /** The endpoint, once started. */
+  get endpoint(): Ipv8Endpoint | undefined {
+    return this.#endpoint
+  }
+
+  /** Our identity, once started. */
+  get key(): PrivateKey | undefined {
+    return this.#key
+  }
+
+  /** The bound UDP address, once started. */
+  get address(): SocketAddress | undefined {
+    return this.#socket?.local
+  }
+
+  /** `GET /statistics/ipv8`'s body: empty when IPv8 is not running. */
+  statistics(): { total_up: number; total_down: number; session_uptime: number } | Record<string, never> {
+    const endpoint = this.#endpoint
+    if (endpoint === undefined || this.#startedMs === undefined) return {}
+    const total = endpoint.stats.total
+    const clock = this.#deps.clock ?? systemClock
+    return {
+      total_up: total.bytesOut,
+      total_down: total.bytesIn,
+      session_uptime: (clock.now() - this.#startedMs) / 1000,
+    }
+  }
+
+  async start(): Promise<void> {
+    if (!this.enabled) {
+      log.info('IPv8 is disabled')
+      return
+    }
+    const clock = this.#deps.clock ?? systemClock
+    this.#key = await loadOrCreateKeyFile(join(this.#deps.paths.keys, KEY_FILE_NAME))
+    this.#socket = await this.#bind()
+    this.#deps.ports?.set('dispersy~port', this.#socket.local.port)
+    const endpoint = new Ipv8Endpoint({ socket: this.#socket, clock })
+    this.#endpoint = endpoint
+    const bootstrap =
+      this.#opts.bootstrap ?? parseBootstrap(this.#deps.config.getString('ipv8', 'bootstrap_override'))
+    const deps: CommunityDeps = {
+      endpoint,
+      key: this.#key,
+      clock,
+      publicNetwork: this.#deps.publicNetwork,
+      bootstrapAddresses: bootstrap,
+    }
+    this.#overlays.push(
+      new DiscoveryCommunity(deps, { services: () => this.#overlays.map((o) => o.communityId) }),
+    )
+    for (const factory of this.#factories) this.#overlays.push(factory(deps, this))
+    for (const overlay of this.#overlays) await overlay.start()
+    this.#startedMs = clock.now()
+    log.info('IPv8 started', { port: this.#socket.local.port, overlays: this.#overlays.length })
+  }
+
+  async stop(): Promise<void> {
+    for (const overlay of [...this.#overlays].reverse()) await overlay.stop()
+    this.#endpoint?.close()
+    await this.#socket?.close()
+    this.#endpoint = undefined
+    this.#socket = undefined
+    this.#startedMs = undefined
+  }
+
+  async #bind(): Promise<DatagramSocket> {
+    const transport = this.#opts.transport ?? udpTransport
+    const host = this.#deps.config.getString('ipv8', 'address') || '0.0.0.0'
+    const configured = this.#opts.port ?? this.#deps.config.getNumber('dispersy', 'port')
+    if (configured >= 0 && configured <= 65535) return transport.bind({ host, port: configured })
+    try {
+      return await transport.bind({ host, port: DEFAULT_IPV8_PORT })
+    } catch {
+      return transport.bind({ host, port: 0 })
+    }
+  }
+}
+
+/** Parses `ipv8.bootstrap_override`: `host:port`, several separated by commas or spaces. */
+export function parseBootstrap(text: string): SocketAddress[] {
+  const out: SocketAddress[] = []
+  for (const item of text.split(/[\s,]+/)) {
+    const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(item)
+    if (match === null) continue
+    const port = Number(match[2])
+    if (port > 0 && port <= 65535) out.push({ host: match[1] as string, port })
+  }
+  return out
+}
