@@ -247,8 +247,7 @@ export function AddTorrentDialog({
             onChange={(e) => setText(e.target.value)}
             placeholder="magnet:?xt=urn:btih:…   https://…/file.torrent   /home/me/file.torrent"
             spellCheck={false}
-            // biome-ignore lint/a11y/noAutofocus: the first thing to do in this dialog is to paste a link
-            autoFocus={source?.kind !== 'file'}
+            data-autofocus={source?.kind !== 'file' ? '' : undefined}
             data-testid="add-uri"
           />
         </label>

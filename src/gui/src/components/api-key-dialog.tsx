@@ -33,8 +33,7 @@ export function ApiKeyDialog({
           <input
             type="password"
             autoComplete="off"
-            // biome-ignore lint/a11y/noAutofocus: the dialog exists only to take this one value
-            autoFocus
+            data-autofocus
             value={key}
             onChange={(e) => setKey(e.target.value)}
             name="api-key"

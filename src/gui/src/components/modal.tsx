@@ -21,6 +21,8 @@ export function Modal({ title, onClose, children, footer, size = 'medium', testI
   useEffect(() => {
     const dialog = ref.current
     if (dialog && !dialog.open) dialog.showModal()
+    // showModal focuses the first focusable element (the close button); the field a dialog is for comes first.
+    dialog?.querySelector<HTMLElement>('[data-autofocus]')?.focus()
     return () => dialog?.close()
   }, [])
   return (
