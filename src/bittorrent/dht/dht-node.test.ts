@@ -10,7 +10,10 @@ const INFO_HASH = Buffer.alloc(20, 0x5a)
 const PORT = 6881
 
 /** A network of DHT nodes on 10.0.0.1..n, all bootstrapped from the first. */
-async function swarm(net: MemoryNetwork, count: number, stores: DhtStateStore[] = []) {
+// Queries on the in-memory network are answered within a few event-loop turns; the short default timeout keeps
+// lossy-network tests quick, and tests that need every live node to count as alive pass a generous one, since a
+// loaded machine can starve the event loop for longer than 150 ms.
+async function swarm(net: MemoryNetwork, count: number, stores: DhtStateStore[] = [], queryTimeoutMs = 150) {
   const nodes: DhtNode[] = []
   for (let i = 0; i < count; i++) {
     const socket = await net.bind({ host: `10.0.0.${i + 1}`, port: PORT })
@@ -18,7 +21,7 @@ async function swarm(net: MemoryNetwork, count: number, stores: DhtStateStore[] 
     nodes.push(
       new DhtNode(store === undefined ? { socket } : { socket, store }, {
         bootstrap: i === 0 ? [] : [`10.0.0.1:${PORT}`],
-        queryTimeoutMs: 150,
+        queryTimeoutMs,
         maxQueriesPerSecPerAddress: 1000,
       }),
     )
@@ -75,7 +78,7 @@ describe('DhtNode', () => {
   it('restores its id and routing table after a restart and pings the saved nodes', async () => {
     const net = new MemoryNetwork({ seed: 5 })
     const stores = Array.from({ length: 10 }, () => memoryDhtStateStore())
-    const nodes = await swarm(net, 10, stores)
+    const nodes = await swarm(net, 10, stores, 2000)
     const before = nodes[6]!
     const id = before.id
     const tableSize = before.tableSize
@@ -84,7 +87,7 @@ describe('DhtNode', () => {
     expect(stores[6]!.state?.nodes.length).toBe(tableSize)
     // Restart with no bootstrap routers at all: only the saved table can bring it back.
     const socket = await net.bind({ host: '10.0.0.77', port: PORT })
-    const after = new DhtNode({ socket, store: stores[6]! }, { bootstrap: [], queryTimeoutMs: 150 })
+    const after = new DhtNode({ socket, store: stores[6]! }, { bootstrap: [], queryTimeoutMs: 2000 })
     await after.start()
     expect(after.id).toEqual(id)
     expect(after.tableSize).toBeGreaterThanOrEqual(Math.min(8, tableSize))
