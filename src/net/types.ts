@@ -41,6 +41,8 @@ export interface BindOptions extends AbortOptions {
   host?: string
   /** Local port; 0 picks a free one. */
   port?: number
+  /** Allow sending to broadcast addresses (SO_BROADCAST), for LAN discovery. Default false. */
+  broadcast?: boolean
 }
 
 /** Something that binds datagram sockets. */

@@ -22,6 +22,13 @@ class UdpSocket implements DatagramSocket {
   readonly #handlers = new Set<DatagramHandler>()
   readonly local: SocketAddress
   #closed = false
+  // One callback for every send: dgram drops asynchronous send errors (EMSGSIZE, ...) when no callback is given,
+  // and a closure per datagram would cost an allocation on the hottest path.
+  readonly #afterSend = (err: Error | null): void => {
+    if (err === null) return
+    this.stats.sendErrors += 1
+    log.debug('send failed', { err })
+  }
 
   constructor(socket: Socket) {
     this.#socket = socket
@@ -49,12 +56,13 @@ class UdpSocket implements DatagramSocket {
     }
     this.stats.bytesSent += data.length
     this.stats.packetsSent += 1
-    this.#socket.send(data, to.port, to.host, (err) => {
-      if (err !== null && err !== undefined) {
-        this.stats.sendErrors += 1
-        log.debug('send failed', { err })
-      }
-    })
+    try {
+      this.#socket.send(data, to.port, to.host, this.#afterSend)
+    } catch (err) {
+      // Synchronous failures: an invalid port or address.
+      this.stats.sendErrors += 1
+      log.debug('send failed', { err })
+    }
   }
 
   onMessage(handler: DatagramHandler): () => void {
@@ -95,6 +103,7 @@ export const udpTransport: DatagramTransport = {
       socket.once('error', onError)
       socket.bind({ address: host, port: opts.port ?? 0 }, () => {
         socket.off('error', onError)
+        if (opts.broadcast === true) socket.setBroadcast(true)
         resolve(new UdpSocket(socket))
       })
     })

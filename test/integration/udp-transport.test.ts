@@ -29,4 +29,17 @@ describe('UDP transport on loopback', () => {
       await Promise.all([a.close(), b.close()])
     }
   })
+
+  it('counts a bad port and an oversized datagram as send errors without throwing', async () => {
+    const a = await udpTransport.bind({ host: '127.0.0.2' })
+    try {
+      a.send(Buffer.from('x'), { host: '127.0.0.3', port: 0 })
+      // Larger than any UDP datagram: the kernel refuses it (EMSGSIZE), reported asynchronously.
+      a.send(Buffer.alloc(70_000), { host: '127.0.0.3', port: 9 })
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(a.stats.sendErrors).toBe(2)
+    } finally {
+      await a.close()
+    }
+  })
 })
