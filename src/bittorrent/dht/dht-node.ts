@@ -13,7 +13,8 @@ import {
   toHex,
 } from '../../common/index.js'
 import type { DatagramSocket, SocketAddress } from '../../net/index.js'
-import { canonicalHost, encodeCompactPeer, type HostLookup, parseCompactPeers } from '../tracker/index.js'
+import { canonicalHost } from '../../net/index.js'
+import { encodeCompactPeer, type HostLookup, parseCompactPeers } from '../tracker/index.js'
 import {
   KRPC_METHOD_UNKNOWN,
   KRPC_PROTOCOL_ERROR,

@@ -1,7 +1,7 @@
 import { type BencodeDict, type BencodeValue, decode, type Encodable, encode } from '../../bencode/index.js'
 import { type Clock, logger, systemClock } from '../../common/index.js'
 import type { DatagramSocket, SocketAddress } from '../../net/index.js'
-import { canonicalHost } from '../tracker/index.js'
+import { canonicalHost } from '../../net/index.js'
 import { ID_BYTES } from './node-id.js'
 import { DhtError, type DhtStats, type NodeId } from './types.js'
 

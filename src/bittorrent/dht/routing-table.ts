@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { canonicalHost } from '../tracker/index.js'
+import { canonicalHost } from '../../net/index.js'
 import { bigIntToId, compareDistance, ID_BITS, idToBigInt } from './node-id.js'
 import type { NodeContact, NodeId } from './types.js'
 

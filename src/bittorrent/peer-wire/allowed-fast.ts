@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { ipToBytes } from './compact.js'
+import { ipToBytes } from '../../net/index.js'
 
 /**
  * The allowed-fast set of BEP 6 for a peer at `ip`: `k` piece indices derived from the peer's /24 and the info

@@ -10,7 +10,7 @@
  * ```
  */
 export { allowedFastSet } from './allowed-fast.js'
-export { bytesToIp, decodeCompactPeers, encodeCompactPeers, ipToBytes } from './compact.js'
+export { decodeCompactPeers, encodeCompactPeers } from './compact.js'
 export { duplexPair } from './duplex-pair.js'
 export {
   decodeExtendedHandshake,

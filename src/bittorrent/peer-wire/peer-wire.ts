@@ -8,8 +8,8 @@ import {
   TaskScope,
   TypedEmitter,
 } from '../../common/index.js'
+import { ipToBytes } from '../../net/index.js'
 import { allowedFastSet } from './allowed-fast.js'
-import { ipToBytes } from './compact.js'
 import {
   decodeExtendedHandshake,
   decodeMetadataMessage,

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net'
 import { type BencodeDict, type BencodeValue, decode } from '../../bencode/index.js'
 import { logger, toHex } from '../../common/index.js'
-import { canonicalHost, parseCompactPeers, uniquePeers } from './compact.js'
+import { canonicalHost } from '../../net/index.js'
+import { parseCompactPeers, uniquePeers } from './compact.js'
 import {
   type AnnounceRequest,
   type AnnounceResponse,

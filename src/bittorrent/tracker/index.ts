@@ -1,12 +1,4 @@
-export {
-  canonicalHost,
-  encodeCompactPeer,
-  formatIpv6,
-  ipv4Bytes,
-  ipv6Bytes,
-  parseCompactPeers,
-  uniquePeers,
-} from './compact.js'
+export { encodeCompactPeer, parseCompactPeers, uniquePeers } from './compact.js'
 export {
   announceUrlWithQuery,
   type FetchFunction,

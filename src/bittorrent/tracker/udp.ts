@@ -3,7 +3,8 @@ import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { type Clock, logger, systemClock, toHex } from '../../common/index.js'
 import type { DatagramSocket, SocketAddress } from '../../net/index.js'
-import { canonicalHost, parseCompactPeers, uniquePeers } from './compact.js'
+import { canonicalHost } from '../../net/index.js'
+import { parseCompactPeers, uniquePeers } from './compact.js'
 import {
   type AnnounceRequest,
   type AnnounceResponse,
