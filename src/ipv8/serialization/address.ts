@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net'
-import type { SocketAddress } from '../../net/index.js'
+import { formatIpv6, ipv6Bytes, type SocketAddress } from '../../net/index.js'
 import { Ipv8Error } from '../errors.js'
 import type { Reader, Writer } from './buffer.js'
 
@@ -23,54 +23,15 @@ export function readIpv4(r: Reader): string {
 
 /** Writes the 16 bytes of an IPv6 address (any textual form, including embedded IPv4). */
 export function writeIpv6(w: Writer, host: string): void {
-  if (!isIPv6(host)) throw new Ipv8Error('BAD_ADDRESS', { host, family: 6 })
-  let text = host.split('%')[0] ?? host
-  const lastColon = text.lastIndexOf(':')
-  const tail = text.slice(lastColon + 1)
-  if (tail.includes('.')) {
-    const q = tail.split('.').map(Number)
-    const hi = (((q[0] ?? 0) << 8) | (q[1] ?? 0)).toString(16)
-    const lo = (((q[2] ?? 0) << 8) | (q[3] ?? 0)).toString(16)
-    text = `${text.slice(0, lastColon + 1)}${hi}:${lo}`
-  }
-  const [head = '', rest] = text.split('::')
-  const parse = (part: string): number[] =>
-    part === '' ? [] : part.split(':').map((x) => Number.parseInt(x, 16))
-  const headWords = parse(head)
-  const restWords = rest === undefined ? [] : parse(rest)
-  const missing = 8 - headWords.length - restWords.length
-  const words: number[] = []
-  words.push(...headWords)
-  if (rest !== undefined) for (let i = 0; i < missing; i++) words.push(0)
-  words.push(...restWords)
-  if (words.length !== 8) throw new Ipv8Error('BAD_ADDRESS', { host, family: 6 })
-  const at = w.reserve(16)
-  for (let i = 0; i < 8; i++) w.buffer.writeUInt16BE(words[i] ?? 0, at + i * 2)
+  const bytes = ipv6Bytes(host)
+  if (bytes === undefined) throw new Ipv8Error('BAD_ADDRESS', { host, family: 6 })
+  w.bytes(bytes)
 }
 
-/** Reads 16 bytes as an IPv6 address in RFC 5952 form (longest zero run compressed), as inet_ntop does. */
+/** Reads 16 bytes as an IPv6 address in RFC 5952 form, as inet_ntop writes it (IPv4-mapped with a dotted tail). */
 export function readIpv6(r: Reader): string {
   const at = r.take(16)
-  const words: number[] = []
-  for (let i = 0; i < 8; i++) words.push(r.data.readUInt16BE(at + i * 2))
-  let bestStart = -1
-  let bestLength = 0
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && words[j] === 0) j++
-    if (j - i > bestLength) {
-      bestStart = i
-      bestLength = j - i
-    }
-    i = j
-  }
-  const hex = words.map((word) => word.toString(16))
-  if (bestLength < 2) return hex.join(':')
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`
+  return formatIpv6(r.data.subarray(at, at + 16))
 }
 
 function checkPort(port: number): number {

@@ -133,8 +133,8 @@ describe('payload schemas', () => {
       time: 2n ** 63n,
       rest: Buffer.from('tail'),
     }
-    const decoded = Example.decode(Example.encode(value))
-    expect(decoded).toEqual({ ...value, address: { host: '::ffff:102:304', port: 1 } })
+    // An IPv4-mapped address decodes as inet_ntop (and so py-ipv8) writes it.
+    expect(Example.decode(Example.encode(value))).toEqual(value)
     expect(Example.msgId).toBe(9)
   })
 
