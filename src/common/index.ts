@@ -1,4 +1,5 @@
 export { type AbortOptions, anySignal, sleep } from './abort.js'
+export { writeFileAtomic } from './atomic-file.js'
 export { asBuffer, fromHex, isHexOfLength, toHex } from './bytes.js'
 export { type Clock, ManualClock, systemClock, type TimerHandle } from './clock.js'
 export { errorMessage, TriblerError } from './errors.js'

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { logger, TypedEmitter } from '../common/index.js'
-import { writeFileAtomic } from './atomic-file.js'
+import { logger, TypedEmitter, writeFileAtomic } from '../common/index.js'
 import { ConfigError } from './errors.js'
 import { SCHEMA } from './schema.js'
 import type { ConfigSchema, SettingChange, SettingSpec, SettingsTree, SettingValue } from './types.js'

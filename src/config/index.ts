@@ -1,4 +1,3 @@
-export { writeFileAtomic } from './atomic-file.js'
 export { type ConfigEvents, TriblerConfig } from './config.js'
 export { ConfigError } from './errors.js'
 export { SCHEMA, TRIBLER_SCHEMA, TRIBLER_TS_SCHEMA } from './schema.js'

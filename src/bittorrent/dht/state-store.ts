@@ -1,6 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { isHexOfLength } from '../../common/index.js'
+import { isHexOfLength, writeFileAtomic } from '../../common/index.js'
 import { DhtError, type DhtState, type DhtStateStore } from './types.js'
 
 /** Most nodes kept in a saved state. */
@@ -50,19 +50,21 @@ export function fileDhtStateStore(file: string): DhtStateStore {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
         throw new DhtError('INVALID_STATE', { cause: err })
       }
-      try {
-        return parseDhtState(JSON.parse(text))
-      } catch (err) {
-        if (err instanceof DhtError) throw err
-        throw new DhtError('INVALID_STATE', { reason: 'not JSON' })
-      }
+      return parseDhtStateText(text)
     },
     async save(state) {
       await mkdir(dirname(file), { recursive: true })
-      const temporary = `${file}.${process.pid}.tmp`
-      await writeFile(temporary, JSON.stringify(state))
-      await rename(temporary, file)
+      writeFileAtomic(file, JSON.stringify(state))
     },
+  }
+}
+
+function parseDhtStateText(text: string): DhtState {
+  try {
+    return parseDhtState(JSON.parse(text))
+  } catch (err) {
+    if (err instanceof DhtError) throw err
+    throw new DhtError('INVALID_STATE', { reason: 'not JSON' })
   }
 }
 
@@ -78,12 +80,7 @@ export function keyValueDhtStateStore(store: KeyValueStore, key = 'dht.state'): 
     async load() {
       const text = await store.get(key)
       if (text === undefined) return undefined
-      try {
-        return parseDhtState(JSON.parse(text))
-      } catch (err) {
-        if (err instanceof DhtError) throw err
-        throw new DhtError('INVALID_STATE', { reason: 'not JSON' })
-      }
+      return parseDhtStateText(text)
     },
     async save(state) {
       await store.set(key, JSON.stringify(state))
