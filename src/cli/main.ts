@@ -3,6 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ApiError, defaultGuiDir, RestApi } from '../api/index.js'
+import { DOWNLOAD_MANAGER_SERVICE, isDownloadManager } from '../bittorrent/engine/index.js'
 import {
   configureLogging,
   errorMessage,
@@ -10,13 +11,15 @@ import {
   type LogRecord,
   type LogSink,
   parseLogLevel,
+  type Service,
 } from '../common/index.js'
+import { TorrentService } from '../content/torrents/index.js'
 import { Ipv8Service } from '../ipv8/index.js'
 import {
   fileLogSink,
   publicNetworkFromEnv,
   resolveStateDir,
-  type ServiceFactory,
+  type ServiceDeps,
   type ServiceOptions,
   Session,
   statePaths,
@@ -36,9 +39,9 @@ export interface CliIo {
   services: readonly CoreService[]
 }
 
-/** A service the CLI adds to the session: its factory and how it starts. */
+/** A service the CLI adds to the session: its factory (given the session too, to find other services) and how it starts. */
 export interface CoreService {
-  readonly factory: ServiceFactory
+  readonly factory: (deps: ServiceDeps, session: Session) => Service
   readonly options?: ServiceOptions
 }
 
@@ -48,6 +51,16 @@ export interface CoreService {
  */
 export const CORE_SERVICES: CoreService[] = [
   { factory: (deps) => new Ipv8Service(deps), options: { readableState: 'Loading communities...' } },
+  {
+    factory: (deps, session) =>
+      new TorrentService(deps, {
+        downloads: () => {
+          const manager = session.service(DOWNLOAD_MANAGER_SERVICE)
+          return isDownloadManager(manager) ? manager : undefined
+        },
+      }),
+    options: { readableState: 'Starting torrent checker...' },
+  },
 ]
 
 const USAGE = `Usage: tribler [start] [options]
@@ -134,7 +147,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   })
   try {
     for (const { factory, options } of [...CORE_SERVICES, ...(io.services ?? [])])
-      session.addService(factory, options)
+      session.addService((deps) => factory(deps, session), options)
   } catch (e) {
     err(`tribler: cannot build the core: ${errorMessage(e)}`)
     file.close()

@@ -4,6 +4,7 @@ import { debugLogRoutes } from './debug.js'
 import { guiRoutes } from './gui.js'
 import { ipv8Routes } from './ipv8.js'
 import { settingsRoutes } from './settings.js'
+import { torrentsRoutes } from './torrents.js'
 
 /** Every route module, mounted in this order. Add a subsystem's module here. */
 export const ROUTE_MODULES: readonly RouteModule[] = [
@@ -12,4 +13,5 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   debugLogRoutes,
   guiRoutes,
   ipv8Routes,
+  torrentsRoutes,
 ]
