@@ -22,6 +22,54 @@ export interface SessionKeys {
   readonly saltBackward: Buffer
   counterForward: number
   counterBackward: number
+  /** Counters already accepted per direction; set on keys that receive, absent in plain key derivation. */
+  replay?: { forward: ReplayWindow; backward: ReplayWindow }
+}
+
+/**
+ * Rejects a counter seen before or too far behind the highest one. py-ipv8 does not check counters, but its
+ * senders never repeat one, so refusing repeats only drops replayed cells.
+ */
+export class ReplayWindow {
+  readonly #bits: Uint32Array
+  readonly #size: number
+  #highest = -1
+
+  constructor(size = 4096) {
+    this.#size = size
+    this.#bits = new Uint32Array(size / 32)
+  }
+
+  /** Whether `counter` may still be accepted (not seen, not older than the window). */
+  fresh(counter: number): boolean {
+    if (counter > this.#highest) return true
+    if (counter <= this.#highest - this.#size) return false
+    const slot = counter % this.#size
+    return ((this.#bits[slot >>> 5] as number) & (1 << (slot & 31))) === 0
+  }
+
+  /** Records an authenticated counter. */
+  mark(counter: number): void {
+    if (counter > this.#highest) {
+      const gap = counter - this.#highest
+      if (gap >= this.#size) this.#bits.fill(0)
+      else for (let c = this.#highest + 1; c < counter; c++) this.#clear(c)
+      this.#highest = counter
+    }
+    const slot = counter % this.#size
+    this.#bits[slot >>> 5] = (this.#bits[slot >>> 5] as number) | (1 << (slot & 31))
+  }
+
+  #clear(counter: number): void {
+    const slot = counter % this.#size
+    this.#bits[slot >>> 5] = (this.#bits[slot >>> 5] as number) & ~(1 << (slot & 31))
+  }
+}
+
+/** Gives keys replay windows, so {@link decryptLayer} refuses a counter it already accepted. */
+export function withReplayProtection(keys: SessionKeys): SessionKeys {
+  keys.replay ??= { forward: new ReplayWindow(), backward: new ReplayWindow() }
+  return keys
 }
 
 /** An ephemeral X25519 key pair (raw 32-byte halves). */
@@ -281,20 +329,25 @@ export function decryptLayer(layer: Uint8Array, keys: SessionKeys, direction: Di
   const salt = forward ? keys.saltForward : keys.saltBackward
   salt.copy(nonceScratch, 0)
   data.copy(nonceScratch, 4, 0, 8)
-  const out = Buffer.allocUnsafe(data.length - LAYER_OVERHEAD)
+  const window = keys.replay === undefined ? undefined : forward ? keys.replay.forward : keys.replay.backward
+  const counter = data.readUInt32BE(0) * 0x100000000 + data.readUInt32BE(4)
+  if (window !== undefined && !window.fresh(counter)) throw new TunnelError('REPLAY', { counter })
+  let out: Buffer
   try {
     if (sodium !== undefined) {
+      out = Buffer.allocUnsafe(data.length - LAYER_OVERHEAD)
       sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, data.subarray(8), null, nonceScratch, key)
-      return out
+    } else {
+      const decipher = createDecipheriv('chacha20-poly1305', key, nonceScratch, { authTagLength: 16 })
+      decipher.setAuthTag(data.subarray(data.length - 16))
+      out = decipher.update(data.subarray(8, data.length - 16))
+      decipher.final()
     }
-    const decipher = createDecipheriv('chacha20-poly1305', key, nonceScratch, { authTagLength: 16 })
-    decipher.setAuthTag(data.subarray(data.length - 16))
-    const body = decipher.update(data.subarray(8, data.length - 16))
-    decipher.final()
-    return body
   } catch (err) {
     throw new TunnelError('DECRYPT', { reason: 'authentication failed', cause: err })
   }
+  window?.mark(counter)
+  return out
 }
 
 /**

@@ -6,6 +6,8 @@ export type TunnelErrorCode =
   | 'KEY_EXCHANGE'
   /** A layer could not be decrypted (truncated, forged, or under other keys). */
   | 'DECRYPT'
+  /** A layer's counter was accepted before: a replayed cell. */
+  | 'REPLAY'
   /** A cell is malformed (too short, plaintext flag on an encrypted message type, bad payload). */
   | 'BAD_CELL'
   /** No circuit of the requested length could be built (no candidates, timeout, destroyed). */

@@ -1,3 +1,12 @@
+export { Circuit, type CircuitDataHandler, type Hop, type RelayRoute } from './circuit.js'
+export { circuitDatagramSocket } from './circuit-socket.js'
+export {
+  MAX_HOPS,
+  TunnelCommunity,
+  type TunnelCommunityDeps,
+  type TunnelCommunityOptions,
+  type TunnelEvents,
+} from './community.js'
 export {
   boxBeforeNm,
   completeKeyExchange,
@@ -10,10 +19,13 @@ export {
   LAYER_OVERHEAD,
   onionDecrypt,
   onionEncrypt,
+  ReplayWindow,
   type ResponderHandshake,
   respondToKeyExchange,
   type SessionKeys,
+  withReplayProtection,
 } from './crypto.js'
 export { TunnelError, type TunnelErrorCode } from './errors.js'
+export { ExitSocket } from './exit-socket.js'
 export * from './payloads.js'
 export * from './types.js'

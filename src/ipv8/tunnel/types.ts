@@ -66,6 +66,8 @@ export interface TunnelDropCounters {
   unknownCircuit: number
   /** Cells whose layer did not authenticate (forged, damaged, replayed under other keys). */
   decryptFailed: number
+  /** Cells whose counter was already accepted (replays). */
+  replayed: number
   /** relay_early rule violations. */
   relayEarly: number
   /** Data the exit's checker refused, in either direction. */

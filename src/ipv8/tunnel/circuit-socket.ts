@@ -1,0 +1,111 @@
+import {
+  type DatagramHandler,
+  type DatagramSocket,
+  type DatagramStats,
+  emptyDatagramStats,
+  formatAddress,
+  type SocketAddress,
+} from '../../net/index.js'
+import type { Circuit } from './circuit.js'
+import type { TunnelCommunity } from './community.js'
+
+/** The address a circuit socket reports as its own: the real source is the exit's, which we do not choose. */
+const ANONYMOUS_LOCAL: SocketAddress = { host: '0.0.0.0', port: 0 }
+
+/**
+ * A {@link DatagramSocket} whose datagrams leave through `hops`-hop circuits: uTP, the DHT and UDP trackers run
+ * over it unchanged, and every destination sees only an exit's address. Each destination sticks to one circuit
+ * while it lives (a uTP peer must see one source address); replies from any circuit of that length arrive
+ * here. Sends while no circuit is ready are dropped and counted in `stats.sendErrors`, as a full socket buffer
+ * drops them.
+ *
+ * @example
+ * ```ts
+ * const socket = circuitDatagramSocket(tunnels, 2)
+ * socket.onMessage((data, from) => tracker.onResponse(data, from))
+ * socket.send(connectRequest, { host: '198.51.100.7', port: 6969 })
+ * ```
+ */
+export function circuitDatagramSocket(community: TunnelCommunity, hops: number): DatagramSocket {
+  return new CircuitSocket(community, hops)
+}
+
+class CircuitSocket implements DatagramSocket {
+  readonly local = ANONYMOUS_LOCAL
+  readonly stats: DatagramStats = emptyDatagramStats()
+  readonly #community: TunnelCommunity
+  readonly #hops: number
+  readonly #handlers = new Set<DatagramHandler>()
+  readonly #detach = new Map<Circuit, () => void>()
+  readonly #sticky = new Map<string, Circuit>()
+  readonly #off: (() => void)[]
+  #closed = false
+
+  constructor(community: TunnelCommunity, hops: number) {
+    this.#community = community
+    this.#hops = hops
+    if (!community.circuitsNeeded.has(hops)) community.buildTunnels(hops, community.settings.minCircuits)
+    for (const circuit of community.findCircuits({ hops })) this.#attach(circuit)
+    this.#off = [
+      community.tunnelEvents.on('circuit-ready', ({ circuit }) => {
+        if (circuit.goalHops === hops) this.#attach(circuit)
+      }),
+      community.tunnelEvents.on('circuit-removed', ({ circuit }) => {
+        this.#detach.get(circuit)?.()
+        this.#detach.delete(circuit)
+        for (const [key, c] of this.#sticky) if (c === circuit) this.#sticky.delete(key)
+      }),
+    ]
+  }
+
+  send(data: Uint8Array, to: SocketAddress): void {
+    if (this.#closed) {
+      this.stats.sendErrors += 1
+      return
+    }
+    const key = formatAddress(to)
+    let circuit = this.#sticky.get(key)
+    if (circuit === undefined || circuit.state !== 'ready') {
+      const ready = this.#community.findCircuits({ hops: this.#hops })
+      circuit = ready[Math.floor(this.#community.random() * ready.length)]
+      if (circuit === undefined) {
+        this.stats.sendErrors += 1
+        return
+      }
+      this.#sticky.set(key, circuit)
+    }
+    try {
+      this.#community.sendData(circuit, to, data)
+      this.stats.packetsSent += 1
+      this.stats.bytesSent += data.length
+    } catch {
+      this.stats.sendErrors += 1
+    }
+  }
+
+  onMessage(handler: DatagramHandler): () => void {
+    this.#handlers.add(handler)
+    return () => this.#handlers.delete(handler)
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    for (const off of this.#off) off()
+    for (const detach of this.#detach.values()) detach()
+    this.#detach.clear()
+    this.#sticky.clear()
+    this.#handlers.clear()
+  }
+
+  #attach(circuit: Circuit): void {
+    if (this.#closed || this.#detach.has(circuit)) return
+    this.#detach.set(
+      circuit,
+      circuit.onData((data, origin) => {
+        this.stats.packetsReceived += 1
+        this.stats.bytesReceived += data.length
+        for (const handler of this.#handlers) handler(data, origin)
+      }),
+    )
+  }
+}

@@ -1,0 +1,279 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { ManualClock } from '../../common/index.js'
+import { type DatagramSocket, MemoryNetwork, type SocketAddress } from '../../net/index.js'
+import { OverlayTestNetwork } from '../testing/harness.js'
+import { circuitDatagramSocket } from './circuit-socket.js'
+import { TunnelCommunity } from './community.js'
+import { encryptLayer, type SessionKeys } from './crypto.js'
+import { cellMessage, DataPayload, encodeCell } from './payloads.js'
+import { FORWARD, PEER_FLAG_EXIT_BT, type TunnelSettings } from './types.js'
+
+const ECHO: SocketAddress = { host: '127.0.0.200', port: 7 }
+// Exits only carry BitTorrent-like or IPv8-like traffic: a UDP tracker action 0 at offset 0 passes the checker.
+const ping = (n: number): Buffer => Buffer.concat([Buffer.alloc(4), Buffer.from(`ping ${n}`)])
+
+interface Scenario {
+  net: OverlayTestNetwork<TunnelCommunity>
+  memory: MemoryNetwork
+  clock: ManualClock
+  echo: DatagramSocket
+  /** Source addresses the echo server saw. */
+  seen: SocketAddress[]
+  /** Advances time in steps, letting promises (socket binds) settle in between. */
+  run(ms: number): Promise<void>
+}
+
+let scenario: Scenario | undefined
+afterEach(async () => {
+  await scenario?.net.stopAll()
+  await scenario?.echo.close()
+  scenario = undefined
+})
+
+/** Node 0 is the client; nodes in `exits` are exit nodes, the rest relays. */
+async function setup(
+  count: number,
+  exits: number[],
+  tunnel: Partial<TunnelSettings> = {},
+): Promise<Scenario> {
+  const clock = new ManualClock()
+  const memory = new MemoryNetwork({ clock, latencyMs: 5, seed: 7 })
+  const net = await OverlayTestNetwork.create(
+    count,
+    (deps, i, bootstrap) =>
+      new TunnelCommunity(
+        { ...deps, exitTransport: memory },
+        {
+          bootstrap: { publicNetwork: false, addresses: bootstrap },
+          tunnel: { exit: exits.includes(i), removeTunnelDelayMs: 0, ...tunnel },
+          exitBindHost: `127.0.0.${i + 1}`,
+        },
+      ),
+    { transport: memory, clock },
+  )
+  const echo = await memory.bind(ECHO)
+  const seen: SocketAddress[] = []
+  echo.onMessage((data, from) => {
+    seen.push(from)
+    echo.send(data, from)
+  })
+  const run = async (ms: number): Promise<void> => {
+    for (let done = 0; done < ms; done += 50) {
+      clock.advance(50)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+  await net.startAll()
+  await run(5_000)
+  scenario = { net, memory, clock, echo, seen, run }
+  return scenario
+}
+
+async function readyCircuit(s: Scenario, hops: number) {
+  const client = s.net.node(0).community
+  const pending = client.circuit(hops, { timeoutMs: 30_000 })
+  let result: Awaited<typeof pending> | undefined
+  let failure: unknown
+  pending.then(
+    (c) => {
+      result = c
+    },
+    (err: unknown) => {
+      failure = err
+    },
+  )
+  for (let i = 0; i < 300 && result === undefined && failure === undefined; i++) await s.run(100)
+  if (failure !== undefined) throw failure
+  if (result === undefined) throw new Error('no circuit')
+  return result
+}
+
+describe('TunnelCommunity circuits (in-memory network)', () => {
+  it('learns peer flags from introductions', async () => {
+    const s = await setup(4, [2, 3])
+    const client = s.net.node(0).community
+    expect(
+      client
+        .getCandidates(PEER_FLAG_EXIT_BT)
+        .map((p) => p.address.host)
+        .sort(),
+    ).toEqual(['127.0.0.3', '127.0.0.4'])
+    expect(client.peerFlags).toEqual([1, 8])
+    expect(s.net.node(2).community.peerFlags).toEqual([1, 2, 4, 8])
+  })
+
+  for (const hops of [1, 2, 3]) {
+    it(`builds a ${hops}-hop circuit and exchanges datagrams with an echo server through it`, async () => {
+      const s = await setup(7, [4, 5, 6])
+      const circuit = await readyCircuit(s, hops)
+      expect(circuit.hops).toHaveLength(hops)
+      const exitHost = circuit.hops.at(-1)?.publicKey
+      const exitNode = s.net.nodes.find((n) => n.key.publicKey.equals(exitHost as never))
+      expect(exitNode).toBeDefined()
+      expect([4, 5, 6]).toContain(exitNode?.index)
+      // every hop is a distinct node, never the client
+      const hopNodes = circuit.hops.map(
+        (h) => s.net.nodes.find((n) => n.key.publicKey.equals(h.publicKey))?.index,
+      )
+      expect(new Set(hopNodes).size).toBe(hops)
+      expect(hopNodes).not.toContain(0)
+
+      const client = s.net.node(0).community
+      const replies: { data: string; from: SocketAddress }[] = []
+      circuit.onData((data, from) => replies.push({ data: data.subarray(4).toString(), from }))
+      for (let i = 0; i < 5; i++) client.sendData(circuit, ECHO, ping(i))
+      for (let i = 0; i < 50 && replies.length < 5; i++) await s.run(100)
+      expect(replies.map((r) => r.data).sort()).toEqual(['ping 0', 'ping 1', 'ping 2', 'ping 3', 'ping 4'])
+      expect(replies.every((r) => r.from.host === ECHO.host && r.from.port === ECHO.port)).toBe(true)
+      // the echo server only ever saw the exit's address
+      expect(new Set(s.seen.map((a) => a.host))).toEqual(new Set([`127.0.0.${(exitNode?.index ?? 0) + 1}`]))
+      expect(circuit.bytesUp).toBeGreaterThan(0)
+      expect(circuit.bytesDown).toBeGreaterThan(0)
+
+      // intermediate hops hold two relay routes each, the exit one exit socket
+      for (const index of hopNodes.slice(0, -1)) {
+        expect(s.net.node(index as number).community.relays.size).toBe(2)
+      }
+      expect(exitNode?.community.exitSockets.size).toBe(1)
+    })
+  }
+
+  it('serves a DatagramSocket over circuits', async () => {
+    const s = await setup(5, [3, 4])
+    const socket = circuitDatagramSocket(s.net.node(0).community, 2)
+    const got: string[] = []
+    socket.onMessage((data, from) => {
+      expect(from).toEqual(ECHO)
+      got.push(data.subarray(4).toString())
+    })
+    socket.send(ping(0), ECHO) // no circuit yet: dropped and counted
+    expect(socket.stats.sendErrors).toBe(1)
+    await readyCircuit(s, 2)
+    socket.send(ping(1), ECHO)
+    socket.send(ping(2), ECHO)
+    for (let i = 0; i < 50 && got.length < 2; i++) await s.run(100)
+    expect(got.sort()).toEqual(['ping 1', 'ping 2'])
+    expect(socket.stats.packetsSent).toBe(2)
+    expect(socket.stats.packetsReceived).toBe(2)
+    await socket.close()
+  })
+
+  it('does not build a 1-hop circuit without exits', async () => {
+    const s = await setup(3, [])
+    expect(s.net.node(0).community.createCircuit(1)).toBeUndefined()
+    await expect(readyCircuit(s, 1)).rejects.toMatchObject({ code: 'NO_CIRCUIT' })
+  })
+
+  it('keeps idle circuits alive with pings and tears them down with destroy', async () => {
+    const s = await setup(6, [4, 5])
+    const client = s.net.node(0).community
+    const circuit = await readyCircuit(s, 3)
+    await s.run(45_000) // well past the 20 s inactivity limit: pings keep it alive
+    expect(circuit.state).toBe('ready')
+    const joined = () =>
+      s.net.nodes.slice(1).reduce((n, x) => n + x.community.relays.size + x.community.exitSockets.size, 0)
+    expect(joined()).toBeGreaterThanOrEqual(5)
+    client.stopTunnels(3)
+    client.removeCircuit(circuit.circuitId, 'test', 2)
+    expect(circuit.state).toBe('closing')
+    for (let i = 0; i < 20 && joined() > 0; i++) await s.run(100)
+    expect(joined()).toBe(0)
+    expect(s.net.nodes.reduce((n, x) => n + x.community.drops.unauthorizedDestroy, 0)).toBe(0)
+  })
+
+  it('removes a circuit whose first hop went silent', async () => {
+    const s = await setup(5, [3, 4])
+    const client = s.net.node(0).community
+    const circuit = await readyCircuit(s, 2)
+    client.stopTunnels(2)
+    const removed: string[] = []
+    client.tunnelEvents.on('circuit-removed', ({ reason }) => removed.push(reason))
+    const first = circuit.hops[0]?.address
+    s.memory.partition(first?.host as string)
+    for (let i = 0; i < 60 && circuit.state !== 'closing'; i++) await s.run(1_000)
+    expect(circuit.state).toBe('closing')
+    expect(removed).toContain('no activity')
+  })
+
+  it('refuses to exit traffic that does not look like BitTorrent or IPv8', async () => {
+    const s = await setup(4, [2, 3])
+    const circuit = await readyCircuit(s, 1)
+    s.net.node(0).community.sendData(circuit, ECHO, Buffer.from('GET / HTTP/1.1\r\n\r\n'))
+    await s.run(1_000)
+    expect(s.seen).toHaveLength(0)
+    const exit = s.net.nodes.find((n) => n.key.publicKey.equals(circuit.hops[0]?.publicKey as never))
+    expect(exit?.community.drops.exitRefused).toBe(1)
+  })
+
+  it('drops malformed, unknown, forged and replayed cells and counts them', async () => {
+    const s = await setup(4, [2, 3])
+    const client = s.net.node(0).community
+    const circuit = await readyCircuit(s, 1)
+    const exitNode = s.net.nodes.find((n) => n.key.publicKey.equals(circuit.hops[0]?.publicKey as never))
+    if (exitNode === undefined) throw new Error('no exit')
+    const exit = exitNode.community
+    const from = s.net.node(0).socket.local
+    const prefix = exit.prefix
+
+    // a cell with no inner message
+    expect(exit.onPacket(Buffer.concat([prefix, Buffer.from([0, 0, 0, 0, 1, 0, 0])]), from)).toBe(false)
+    expect(exit.drops.malformed).toBe(1)
+
+    // an encrypted cell for a circuit id nobody knows
+    const unknown = encodeCell(prefix, {
+      circuitId: 0xdeadbeef,
+      plaintext: false,
+      relayEarly: false,
+      message: Buffer.alloc(40),
+    })
+    expect(exit.onPacket(unknown, from)).toBe(false)
+    expect(exit.drops.unknownCircuit).toBe(1)
+
+    // a cell for the real circuit id under the wrong keys
+    const message = cellMessage(DataPayload, {
+      circuitId: circuit.circuitId,
+      destination: ECHO,
+      origin: { host: '0.0.0.0', port: 0 },
+      data: ping(9),
+    })
+    const forged = encodeCell(prefix, {
+      circuitId: circuit.circuitId,
+      plaintext: false,
+      relayEarly: false,
+      message: encryptLayer(
+        message,
+        { ...(circuit.hops[0]?.keys as SessionKeys), keyForward: Buffer.alloc(32, 1), counterForward: 100 },
+        FORWARD,
+      ),
+    })
+    expect(exit.onPacket(forged, from)).toBe(false)
+    expect(exit.drops.decryptFailed).toBe(1)
+
+    // a data cell with the plaintext flag: only create/created may travel in plaintext
+    const plain = encodeCell(prefix, {
+      circuitId: circuit.circuitId,
+      plaintext: true,
+      relayEarly: false,
+      message,
+    })
+    expect(exit.onPacket(plain, from)).toBe(false)
+    expect(exit.drops.malformed).toBe(2)
+
+    // replay a genuine cell: the first copy exits, the second is refused
+    const sent: Buffer[] = []
+    const original = s.net.node(0).endpoint.send.bind(s.net.node(0).endpoint)
+    s.net.node(0).endpoint.send = (data, to) => {
+      sent.push(Buffer.from(data))
+      original(data, to)
+    }
+    client.sendData(circuit, ECHO, ping(10))
+    await s.run(500)
+    const seenBefore = s.seen.length
+    const cell = sent.find((d) => d[22] === 0)
+    if (cell === undefined) throw new Error('no cell sent')
+    expect(exit.onPacket(cell, from)).toBe(false)
+    expect(exit.drops.replayed).toBe(1)
+    await s.run(500)
+    expect(s.seen.length).toBe(seenBefore)
+  })
+})

@@ -1,0 +1,144 @@
+import { lookup } from 'node:dns/promises'
+import { isIP, isIPv6 } from 'node:net'
+import { logger } from '../../common/index.js'
+import type { DatagramSocket, DatagramTransport, SocketAddress } from '../../net/index.js'
+import type { PublicKey } from '../keys/index.js'
+import type { SessionKeys } from './crypto.js'
+import type { CircuitId } from './types.js'
+
+const log = logger('ipv8:tunnel')
+
+/** Packets queued while the exit's sockets open (py-ipv8 keeps 10). */
+const QUEUE_LIMIT = 10
+
+/** What an exit socket needs from its community. */
+export interface ExitSocketDeps {
+  /** Where the exit's UDP sockets come from. */
+  transport: DatagramTransport
+  /** Host to bind the IPv4 socket to (default 0.0.0.0). */
+  bindHost: string
+  /** Whether the exit may send (or accept back) this payload. */
+  isAllowed(data: Buffer): boolean
+  /** Sends a reply back through the circuit. */
+  tunnel(exit: ExitSocket, data: Buffer, origin: SocketAddress): void
+  /** Counts a refused datagram. */
+  refused(): void
+  now(): number
+}
+
+/**
+ * The last hop of someone's circuit: it decrypts the final layer and, once data arrives, opens its own UDP
+ * sockets to talk to destinations on the originator's behalf. Every hop starts as an exit socket; a relay's is
+ * replaced by relay routes when the circuit is extended through it.
+ */
+export class ExitSocket {
+  readonly circuitId: CircuitId
+  /** The previous hop. */
+  readonly address: SocketAddress
+  readonly publicKey: PublicKey
+  readonly keys: SessionKeys
+  readonly createdAtMs: number
+  bytesUp = 0
+  bytesDown = 0
+  lastActivityMs: number
+  readonly #deps: ExitSocketDeps
+  readonly #sockets: { v4: DatagramSocket | undefined; v6: DatagramSocket | undefined } = {
+    v4: undefined,
+    v6: undefined,
+  }
+  readonly #opening = new Set<'v4' | 'v6'>()
+  readonly #queue: [Buffer, SocketAddress][] = []
+  #enabled = false
+  #closed = false
+
+  constructor(
+    circuitId: CircuitId,
+    address: SocketAddress,
+    publicKey: PublicKey,
+    keys: SessionKeys,
+    deps: ExitSocketDeps,
+  ) {
+    this.circuitId = circuitId
+    this.address = address
+    this.publicKey = publicKey
+    this.keys = keys
+    this.#deps = deps
+    this.createdAtMs = deps.now()
+    this.lastActivityMs = this.createdAtMs
+  }
+
+  /** Whether the exit has opened (or is opening) its sockets. */
+  get enabled(): boolean {
+    return this.#enabled
+  }
+
+  /** Allows sending; sockets open on first use. */
+  enable(): void {
+    this.#enabled = true
+  }
+
+  /** Sends one datagram to `destination` if the data checker allows it; domain names are resolved first. */
+  sendTo(data: Buffer, destination: SocketAddress): void {
+    if (this.#closed || !this.#enabled) return
+    if (!this.#deps.isAllowed(data)) {
+      this.#deps.refused()
+      return
+    }
+    if (isIP(destination.host) === 0) {
+      // py-ipv8 resolves with getaddrinfo and prefers IPv4
+      lookup(destination.host, { all: true })
+        .then((found) => {
+          const best = found.find((a) => a.family === 4) ?? found[0]
+          if (best !== undefined) this.sendTo(data, { host: best.address, port: destination.port })
+        })
+        .catch((err: unknown) => log.debug('exit could not resolve', { err }))
+      return
+    }
+    const family = isIPv6(destination.host) ? 'v6' : 'v4'
+    const socket = this.#sockets[family]
+    if (socket !== undefined) {
+      socket.send(data, destination)
+      this.bytesUp += data.length
+      this.lastActivityMs = this.#deps.now()
+      return
+    }
+    if (this.#queue.length < QUEUE_LIMIT) this.#queue.push([data, destination])
+    if (!this.#opening.has(family)) {
+      this.#opening.add(family)
+      this.#open(family).catch((err: unknown) => log.debug('exit socket failed', { err }))
+    }
+  }
+
+  /** Closes the sockets. */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#queue.length = 0
+    for (const socket of [this.#sockets.v4, this.#sockets.v6]) await socket?.close()
+  }
+
+  async #open(family: 'v4' | 'v6'): Promise<void> {
+    const socket = await this.#deps.transport.bind({
+      host: family === 'v4' ? this.#deps.bindHost : '::',
+      port: 0,
+    })
+    if (this.#closed) {
+      await socket.close()
+      return
+    }
+    socket.onMessage((data, from) => this.#received(data, from))
+    this.#sockets[family] = socket
+    const waiting = this.#queue.splice(0)
+    for (const [data, destination] of waiting) this.sendTo(data, destination)
+  }
+
+  #received(data: Buffer, from: SocketAddress): void {
+    if (this.#closed) return
+    this.bytesDown += data.length
+    if (!this.#deps.isAllowed(data)) {
+      this.#deps.refused()
+      return
+    }
+    this.lastActivityMs = this.#deps.now()
+    this.#deps.tunnel(this, data, from)
+  }
+}
