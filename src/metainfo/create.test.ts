@@ -99,6 +99,25 @@ describe('createTorrent', () => {
     expect(info.trackers).toEqual([])
   })
 
+  it('makes a torrent of chosen files of a folder, laid out as the whole folder would be', async () => {
+    const folder = path.join(dir, 'chosen')
+    await mkdir(path.join(folder, 'a'), { recursive: true })
+    await writeFile(path.join(folder, 'a', 'b'), pattern(3000, 7))
+    await writeFile(path.join(folder, 'a.txt'), pattern(2000, 8))
+    await writeFile(path.join(folder, 'skipped'), pattern(10, 9))
+    const chosen = [path.join(folder, 'a.txt'), 'a/b', path.join(folder, 'a', 'b')]
+    const { info } = await createTorrent(folder, { files: chosen, name: 'picked' })
+    const whole = await createTorrent(folder)
+    expect(info.files.map((f) => f.path)).toEqual(['picked/a/b', 'picked/a.txt'])
+    expect(whole.info.files.map((f) => f.path)).toEqual(['chosen/a/b', 'chosen/a.txt', 'chosen/skipped'])
+    expect(await codeOf(createTorrent(folder, { files: [path.join(dir, 'same.bin')] }))).toBe(
+      'INVALID_OPTION',
+    )
+    expect(await codeOf(createTorrent(folder, { files: ['missing'] }))).toBe('SOURCE_UNREADABLE')
+    expect(await codeOf(createTorrent(folder, { files: ['a'] }))).toBe('SOURCE_UNREADABLE')
+    expect(await codeOf(createTorrent(path.join(folder, 'a.txt'), { files: ['x'] }))).toBe('INVALID_OPTION')
+  })
+
   it('reproduces the same infohash for the same content and options', async () => {
     const file = path.join(dir, 'same.bin')
     await writeFile(file, pattern(50_000, 5))

@@ -46,6 +46,11 @@ export interface CreateTorrentOptions {
   readonly private?: boolean
   /** Torrent name; default the base name of the source. */
   readonly name?: string
+  /**
+   * Only these files of the source folder (absolute, or relative to it), instead of all of them. Each must be a
+   * regular file inside the folder; they are laid out in the order a whole folder is.
+   */
+  readonly files?: readonly string[]
   /** Bytes hashed so far and in total, after each chunk. */
   readonly onProgress?: (hashedBytes: number, totalBytes: number) => void
   readonly signal?: AbortSignal
@@ -88,9 +93,14 @@ export async function createTorrent(
     throw new MetainfoError('SOURCE_UNREADABLE', { path: root, cause: err })
   })
   const single = rootStat.isFile()
+  if (single && options.files !== undefined) {
+    throw new MetainfoError('INVALID_OPTION', { option: 'files', reason: 'the source is a file' })
+  }
   const files = single
     ? [{ absolute: root, components: [], length: rootStat.size }]
-    : await listFiles(root, [], options.signal)
+    : options.files !== undefined
+      ? await chosenFiles(root, options.files)
+      : await listFiles(root, [], options.signal)
   if (files.length === 0) throw new MetainfoError('NO_FILES_TO_ADD', { path: root })
   const totalLength = files.reduce((sum, file) => sum + file.length, 0)
   if (totalLength === 0) throw new MetainfoError('EMPTY_TORRENT', { path: root })
@@ -151,6 +161,34 @@ async function listFiles(
     else if (entry.isFile()) out.push({ absolute, components, length: (await lstat(absolute)).size })
   }
   return out
+}
+
+async function chosenFiles(root: string, chosen: readonly string[]): Promise<SourceFile[]> {
+  const out = new Map<string, SourceFile>()
+  for (const file of chosen) {
+    const absolute = path.resolve(root, file)
+    const relative = path.relative(root, absolute)
+    if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
+      throw new MetainfoError('INVALID_OPTION', {
+        option: 'files',
+        path: absolute,
+        reason: 'outside the source',
+      })
+    }
+    const info = await lstat(absolute).catch((err: unknown) => {
+      throw new MetainfoError('SOURCE_UNREADABLE', { path: absolute, cause: err })
+    })
+    if (!info.isFile()) throw new MetainfoError('SOURCE_UNREADABLE', { path: absolute, reason: 'not a file' })
+    out.set(absolute, { absolute, components: relative.split(path.sep), length: info.size })
+  }
+  // component by component, the order listFiles walks a folder in
+  return [...out.values()].sort((a, b) => {
+    for (let i = 0; i < Math.min(a.components.length, b.components.length); i++) {
+      const order = Buffer.compare(Buffer.from(a.components[i] ?? ''), Buffer.from(b.components[i] ?? ''))
+      if (order !== 0) return order
+    }
+    return a.components.length - b.components.length
+  })
 }
 
 /** SHA-1 of every piece, concatenated, reading the files once in order. */
