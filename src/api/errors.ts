@@ -10,6 +10,7 @@ export type ApiErrorCode =
   | 'CONFLICT'
   | 'TIMEOUT'
   | 'PAYLOAD_TOO_LARGE'
+  | 'SERVER_ERROR'
   | 'PORT_IN_USE'
   | 'LISTEN_FAILED'
 
@@ -22,13 +23,15 @@ const STATUS: Record<ApiErrorCode, number> = {
   CONFLICT: 409,
   TIMEOUT: 408,
   PAYLOAD_TOO_LARGE: 413,
+  SERVER_ERROR: 500,
   PORT_IN_USE: 500,
   LISTEN_FAILED: 500,
 }
 
 /**
  * An error a route answers with the plain body `{"error": message}` and the status of its code
- * (`BAD_REQUEST` 400, `NOT_FOUND` 404, …). The message is what the client sees.
+ * (`BAD_REQUEST` 400, `NOT_FOUND` 404, `SERVER_ERROR` 500 where the contract documents a plain 500, …). The
+ * message is what the client sees.
  *
  * @example
  * ```ts

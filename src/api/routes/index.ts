@@ -1,9 +1,11 @@
 import type { RouteModule } from '../types.js'
 import { coreRoutes } from './core.js'
 import { debugLogRoutes } from './debug.js'
+import { downloadsRoutes } from './downloads.js'
 import { guiRoutes } from './gui.js'
 import { ipv8Routes } from './ipv8.js'
 import { settingsRoutes } from './settings.js'
+import { torrentinfoRoutes } from './torrentinfo.js'
 import { torrentsRoutes } from './torrents.js'
 
 /** Every route module, mounted in this order. Add a subsystem's module here. */
@@ -14,4 +16,6 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   guiRoutes,
   ipv8Routes,
   torrentsRoutes,
+  downloadsRoutes,
+  torrentinfoRoutes,
 ]
