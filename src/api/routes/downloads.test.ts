@@ -18,6 +18,7 @@ import {
   type PeerStatus,
 } from '../../bittorrent/engine/index.js'
 import { configureLogging, type Service, TypedEmitter } from '../../common/index.js'
+import { TorrentService } from '../../content/torrents/index.js'
 import { createTorrent, parseMagnet, parseTorrent, type TorrentInfo } from '../../metainfo/index.js'
 import { Session } from '../../session/index.js'
 import { buildApiServer } from '../server.js'
@@ -201,13 +202,14 @@ interface Setup {
   servers: Server[]
 }
 
-async function setup(opts: { engine?: boolean } = {}): Promise<Setup> {
+async function setup(opts: { engine?: boolean; torrentStore?: boolean } = {}): Promise<Setup> {
   const dir = mkdtempSync(join(tmpdir(), 'tribler-dl-'))
   const session = new Session({ stateDir: join(dir, 'state'), publicNetwork: false })
   const servers: Server[] = []
   open.push({ session, servers })
   const manager = new DownloadManagerDouble()
   if (opts.engine !== false) session.addService(() => manager)
+  if (opts.torrentStore === true) session.addService((deps) => new TorrentService(deps))
   const { app } = await buildApiServer(session)
   await session.start()
   return { app, manager, session, dir, servers }
@@ -708,6 +710,24 @@ describe('GET /torrentinfo', () => {
     expect(metainfo.download_exists).toBe(false)
     await put(s.app, { uri: fileUri(album.path) })
     expect((await s.app.inject({ method: 'GET', url })).json().metainfo.download_exists).toBe(true)
+  })
+
+  it('keeps the torrents it reads and creates in the torrent store', async () => {
+    const s = await setup({ torrentStore: true })
+    const album = await albumTorrent(s.dir)
+    const ih = album.info.infoHashHex
+    expect((await s.app.inject({ method: 'GET', url: `/torrents/${ih}` })).statusCode).toBe(404)
+    await s.app.inject({ method: 'GET', url: `/torrentinfo?uri=${encodeURIComponent(fileUri(album.path))}` })
+    const known = await s.app.inject({ method: 'GET', url: `/torrents/${ih}` })
+    expect(known.statusCode).toBe(200)
+    expect(known.json()).toMatchObject({ infohash: ih, name: 'album', size: 70_000 })
+    const created = await s.app.inject({
+      method: 'POST',
+      url: '/createtorrent',
+      payload: form({ 'files[]': join(s.dir, 'album', 'two.flac') }),
+    })
+    const createdHash = parseTorrent(Buffer.from(created.json().torrent, 'base64')).infoHashHex
+    expect((await s.app.inject({ method: 'GET', url: `/torrents/${createdHash}` })).statusCode).toBe(200)
   })
 
   it('answers a corrupt or missing file with 500', async () => {

@@ -1,7 +1,8 @@
 import { stat } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve, sep } from 'node:path'
 import { EngineError } from '../../bittorrent/engine/index.js'
-import { errorMessage } from '../../common/index.js'
+import { errorMessage, logger } from '../../common/index.js'
+import { TORRENT_STORE_SERVICE, TorrentService } from '../../content/torrents/index.js'
 import { createTorrent, MagnetError, MetainfoError, parseMagnet, parseTorrent } from '../../metainfo/index.js'
 import { ApiError, HandledError } from '../errors.js'
 import { type FormParams, formArray, formString, isFlag } from '../form.js'
@@ -15,6 +16,8 @@ import {
 } from '../torrent-source.js'
 import type { RouteModule } from '../types.js'
 import { findDownloadManager, magnetErrorMessage, requireDownloadManager } from './downloads.js'
+
+const log = logger('api:torrentinfo')
 
 /** How long `GET /torrentinfo` waits for a magnet's metadata unless `timeout` says otherwise. */
 export const TORRENTINFO_TIMEOUT_MS = 20_000
@@ -92,10 +95,22 @@ export const torrentinfoRoutes: RouteModule = (app, { session }) => {
       }
       const metainfo = metainfoJson(torrent)
       const infohash = parseTorrent(torrent).infoHashHex
+      remember(torrent)
       metainfo.download_exists = findDownloadManager(session)?.get(infohash) !== undefined
       return { metainfo }
     },
   )
+
+  // the torrent store keeps every torrent the core learns of (`/torrents/{infohash}`)
+  function remember(torrent: Buffer): void {
+    const store = session.service(TORRENT_STORE_SERVICE)
+    if (!(store instanceof TorrentService)) return
+    try {
+      store.remember(torrent)
+    } catch (err) {
+      log.debug('could not remember a torrent', { err: errorMessage(err) })
+    }
+  }
 
   async function fromFile(uri: string): Promise<Buffer> {
     let bytes: Buffer
@@ -205,6 +220,7 @@ export const torrentinfoRoutes: RouteModule = (app, { session }) => {
         if (err instanceof MetainfoError) throw new HandledError('IOError', errorMessage(err))
         throw err
       }
+      remember(created.torrent)
       if (isFlag(formString(request.query as FormParams, 'download'))) {
         const manager = requireDownloadManager(session)
         try {
