@@ -25,6 +25,7 @@ import {
   statePaths,
   triblerVersion,
 } from '../session/index.js'
+import { isClientCommand, runClientCommand } from './commands.js'
 
 /** Where the CLI writes and what it reads; tests pass their own. */
 export interface CliIo {
@@ -37,6 +38,17 @@ export interface CliIo {
   forceExit: (code: number) => void
   /** Services to run after {@link CORE_SERVICES}, e.g. a test's own. */
   services: readonly CoreService[]
+  /** Raw text to stdout, for the redrawn progress line of `tribler download`. */
+  write: (text: string) => void
+  /** Whether stdout is a terminal. Default `process.stdout.isTTY`. */
+  isTTY: boolean
+  /** Terminal width. */
+  columns: number
+  cwd: string
+  /** How often `tribler download` polls the core (ms). */
+  pollMs: number
+  /** How often `tribler download` prints a progress line when stdout is not a terminal (ms). */
+  lineEveryMs: number
 }
 
 /** A service the CLI adds to the session: its factory (given the session too, to find other services) and how it starts. */
@@ -64,8 +76,17 @@ export const CORE_SERVICES: CoreService[] = [
 ]
 
 const USAGE = `Usage: tribler [start] [options]
+       tribler <command> [arguments] [options]
 
-Runs the Tribler.ts core in the foreground and serves its REST API.
+Runs the Tribler.ts core in the foreground and serves its REST API. The commands talk to a running core:
+
+  download <magnet|file|url>   add a download and show its progress until it is complete
+  downloads                    list the downloads
+  pause <infohash>             stop a download
+  resume <infohash>            resume a stopped download
+  remove <infohash>            remove a download (--with-data also deletes its files)
+
+tribler <command> --help describes each command.
 
 Options:
   --port <n>            REST API port (default 8085, or http_api.port when set; 0 picks a free port)
@@ -100,6 +121,21 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
   const env = io.env ?? process.env
   const signals = io.signals ?? process
   const forceExit = io.forceExit ?? ((code: number) => process.exit(code))
+
+  if (isClientCommand(argv[0])) {
+    return runClientCommand(argv, {
+      stdout: out,
+      stderr: err,
+      write: io.write ?? ((text: string) => process.stdout.write(text)),
+      isTTY: io.isTTY ?? (io.stdout === undefined && process.stdout.isTTY === true),
+      columns: io.columns ?? process.stdout.columns ?? 100,
+      env,
+      cwd: io.cwd ?? process.cwd(),
+      signals,
+      pollMs: io.pollMs ?? positiveNumber(env.TRIBLER_CLI_POLL_MS) ?? 1000,
+      lineEveryMs: io.lineEveryMs ?? positiveNumber(env.TRIBLER_CLI_LINE_MS) ?? 5000,
+    })
+  }
 
   let args: ReturnType<typeof parse>
   try {
@@ -278,6 +314,11 @@ function openBrowser(url: string, err: (line: string) => void): void {
   } catch (e) {
     failed(e)
   }
+}
+
+function positiveNumber(text: string | undefined): number | undefined {
+  const n = Number(text)
+  return text !== undefined && text !== '' && Number.isFinite(n) && n > 0 ? n : undefined
 }
 
 function configuredLevel(session: Session): LogLevel {
