@@ -1,7 +1,7 @@
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIPv6 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { formatAddress, type SocketAddress } from '../../net/index.js'
-import { NO_ADDRESS } from '../serialization/index.js'
+import { ipv4Number, NO_ADDRESS } from '../serialization/index.js'
 
 /** Map key of an address. */
 export function addressKey(address: SocketAddress): string {
@@ -20,13 +20,15 @@ export function isNoAddress(address: SocketAddress): boolean {
 
 /** Whether `host` is a loopback address (127.0.0.0/8, ::1). */
 export function isLoopback(host: string): boolean {
-  return host === '::1' || (isIPv4(host) && host.startsWith('127.')) || host.startsWith('::ffff:127.')
+  return host === '::1' || ipv4Number(host) >>> 24 === 127 || host.startsWith('::ffff:127.')
 }
 
 /** Whether `host` is in a private, link-local or loopback range: reachable only from the same LAN. */
 export function isLanHost(host: string): boolean {
-  if (isIPv4(host)) {
-    const [a = 0, b = 0] = host.split('.').map(Number)
+  const ipv4 = ipv4Number(host)
+  if (ipv4 >= 0) {
+    const a = ipv4 >>> 24
+    const b = (ipv4 >>> 16) & 0xff
     return (
       a === 10 ||
       a === 127 ||
@@ -59,5 +61,5 @@ export function lanAddressOf(local: SocketAddress): SocketAddress {
 
 /** The address itself when it is IPv4, else `0.0.0.0:0` (old-style messages carry IPv4 only). */
 export function ipv4OrNone(address: SocketAddress): SocketAddress {
-  return isIPv4(address.host) ? address : NO_ADDRESS
+  return ipv4Number(address.host) >= 0 ? address : NO_ADDRESS
 }

@@ -119,6 +119,13 @@ export interface CommunityStatistics {
 type Route = (data: Buffer, source: SocketAddress) => boolean | undefined
 
 const log = logger('ipv8:community')
+/** How long the interface lookup behind a wildcard bind's LAN address is reused. */
+const LAN_ADDRESS_TTL_MS = 5_000
+
+/** Whether a host is an IPv6 address (addresses that reach us are IPv4 dotted quads or contain a colon). */
+function isV6Host(host: string): boolean {
+  return host.includes(':')
+}
 
 /**
  * An IPv8 overlay: one community id, its message handlers, its peers and its walker. Handlers get payloads that
@@ -171,6 +178,7 @@ export class Community implements Service {
   #unregister: (() => void) | undefined
   #unbeacon: (() => void) | undefined
   #running = false
+  #lan: { address: SocketAddress; atMs: number } | undefined
 
   constructor(deps: CommunityDeps, communityId: Uint8Array, settings: CommunitySettings = {}) {
     this.communityId = Buffer.from(communityId)
@@ -202,10 +210,10 @@ export class Community implements Service {
       },
     }
     this.addSignedHandler(oldRequest, (peer, payload, ctx) =>
-      this.#onIntroductionRequest(peer, { ...payload, newStyle: false }, ctx),
+      this.#onIntroductionRequest(peer, payload, false, ctx),
     )
     this.addSignedHandler(NewIntroductionRequestPayload, (peer, payload, ctx) =>
-      this.#onIntroductionRequest(peer, { ...payload, newStyle: true }, ctx),
+      this.#onIntroductionRequest(peer, payload, true, ctx),
     )
     this.addSignedHandler(IntroductionResponsePayload, (peer, payload) =>
       this.#onIntroductionResponse(peer, {
@@ -258,7 +266,21 @@ export class Community implements Service {
 
   /** Our LAN address as peers see it. */
   get myLanAddress(): SocketAddress {
-    return lanAddressOf(this.endpoint.local)
+    const local = this.endpoint.local
+    if (local.host !== '0.0.0.0' && local.host !== '::') return local
+    // A wildcard bind: look the interfaces up at most every few seconds, not for every message we build.
+    const now = this.clock.monotonic()
+    const cached = this.#lan
+    if (
+      cached !== undefined &&
+      cached.address.port === local.port &&
+      now - cached.atMs < LAN_ADDRESS_TTL_MS
+    ) {
+      return cached.address
+    }
+    const address = lanAddressOf(local)
+    this.#lan = { address, atMs: now }
+    return address
   }
 
   /** Our WAN address as the last non-LAN responder saw it (our LAN address until then). */
@@ -499,9 +521,11 @@ export class Community implements Service {
       if (known !== undefined && sameAddress(known.address, source)) known.lastSeenMs = now
       if (frame.globalTime !== undefined && frame.globalTime > peer.globalTime)
         peer.globalTime = frame.globalTime
-      this.#dispatch(() =>
-        handler(peer, payload, { source, msgId: frame.msgId, globalTime: frame.globalTime, data }),
-      )
+      try {
+        handler(peer, payload, { source, msgId: frame.msgId, globalTime: frame.globalTime, data })
+      } catch (err) {
+        this.#handlerFailed(err)
+      }
       return true
     })
   }
@@ -524,7 +548,11 @@ export class Community implements Service {
         this.#dropped.malformed += 1
         return false
       }
-      this.#dispatch(() => handler(source, payload, { source, msgId: schema.msgId, globalTime, data }))
+      try {
+        handler(source, payload, { source, msgId: schema.msgId, globalTime, data })
+      } catch (err) {
+        this.#handlerFailed(err)
+      }
       return true
     })
   }
@@ -607,13 +635,9 @@ export class Community implements Service {
     else this.#dropped.malformed += 1
   }
 
-  #dispatch(run: () => void): void {
-    try {
-      run()
-    } catch (err) {
-      this.#dropped.handlerError += 1
-      log.debug('message handler failed', { err })
-    }
+  #handlerFailed(err: unknown): void {
+    this.#dropped.handlerError += 1
+    log.debug('message handler failed', { err })
   }
 
   // --- discovery protocol ----------------------------------------------------------------------------------
@@ -637,15 +661,15 @@ export class Community implements Service {
       bits: readonly boolean[]
       identifier: number
       extraBytes: Buffer
-      newStyle: boolean
       introduceTo?: Buffer
     },
+    newStyle: boolean,
     ctx: MessageContext,
   ): void {
     if (!this.#running || this.network.isBlacklisted(ctx.source)) return
     requester.address = ctx.source
     if (!isNoAddress(payload.sourceLanAddress)) requester.lanAddress = payload.sourceLanAddress
-    requester.newStyle ||= payload.newStyle || payload.bits[2] === true
+    requester.newStyle ||= newStyle || payload.bits[2] === true
     // py-ipv8 ignores requests once it has max peers; we still answer with an introduction (and the
     // peer-limit bit) without adding the requester, so a newcomer whose only contact is full can join.
     const full = !this.network.has(requester) && this.network.size >= this.maxPeers
@@ -653,7 +677,10 @@ export class Community implements Service {
     if (peer === undefined) return
     this.onIntroductionExtraBytes(peer, payload.extraBytes, 'request')
 
-    const candidates = this.network.peers.filter((p) => p !== peer && !sameAddress(p.address, ctx.source))
+    const candidates = this.network.peers
+    let count = 0
+    for (const p of candidates) if (p !== peer && !sameAddress(p.address, ctx.source)) candidates[count++] = p
+    candidates.length = count
     const wanted = payload.introduceTo === undefined ? undefined : this.network.getPeer(payload.introduceTo)
     const introduced =
       wanted !== undefined && wanted !== peer
@@ -676,7 +703,7 @@ export class Community implements Service {
     }
     const globalTime = this.claimGlobalTime()
     const extraBytes = this.introductionResponseExtraBytes(peer)
-    const response = payload.newStyle
+    const response = newStyle
       ? this.createSigned(
           NewIntroductionResponsePayload,
           {
@@ -709,8 +736,8 @@ export class Community implements Service {
 
     if (introduced !== undefined) {
       const lanWalker = isNoAddress(payload.sourceLanAddress) ? ctx.source : payload.sourceLanAddress
-      const newStyle = introduced.newStyle || isIPv6(ctx.source.host) || isIPv6(lanWalker.host)
-      const punctureRequest = newStyle
+      const punctureNewStyle = introduced.newStyle || isV6Host(ctx.source.host) || isV6Host(lanWalker.host)
+      const punctureRequest = punctureNewStyle
         ? this.createUnsigned(NewPunctureRequestPayload, {
             lanWalkerAddress: lanWalker,
             wanWalkerAddress: ctx.source,

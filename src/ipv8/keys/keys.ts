@@ -116,6 +116,11 @@ export class PublicKey {
     return Buffer.from(this.#bin)
   }
 
+  /** @internal the key bin itself, not a copy (packet builders copy it into every signed datagram); never modify. */
+  get binView(): Buffer {
+    return this.#bin
+  }
+
   /** The member id: SHA-1 of the key bin (20 bytes). */
   get mid(): Buffer {
     this.#mid ??= createHash('sha1').update(this.#bin).digest()

@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIPv6 } from 'node:net'
 import { formatIpv6, ipv6Bytes, type SocketAddress } from '../../net/index.js'
 import { Ipv8Error } from '../errors.js'
 import type { Reader, Writer } from './buffer.js'
@@ -6,12 +6,45 @@ import type { Reader, Writer } from './buffer.js'
 /** `0.0.0.0:0`: py-ipv8's "no address". */
 export const NO_ADDRESS: SocketAddress = Object.freeze({ host: '0.0.0.0', port: 0 })
 
+/**
+ * The address of a dotted-quad IPv4 host as an unsigned 32-bit number, or -1 when `host` is not one (the same
+ * strict form as `net.isIPv4`: four decimal octets without leading zeros). A hand parser: this runs for every
+ * address of every introduction, where a regular expression costs more than the rest of the encoding.
+ */
+export function ipv4Number(host: string): number {
+  const length = host.length
+  if (length < 7 || length > 15) return -1
+  let value = 0
+  let octet = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < length; i++) {
+    const c = host.charCodeAt(i)
+    if (c === 0x2e) {
+      if (digits === 0 || dots === 3) return -1
+      value = value * 256 + octet
+      octet = 0
+      digits = 0
+      dots += 1
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && octet === 0) return -1
+      octet = octet * 10 + (c - 0x30)
+      digits += 1
+      if (octet > 255) return -1
+    } else {
+      return -1
+    }
+  }
+  if (digits === 0 || dots !== 3) return -1
+  return value * 256 + octet
+}
+
 /** Writes the 4 bytes of a dotted-quad IPv4 address. */
 export function writeIpv4(w: Writer, host: string): void {
-  if (!isIPv4(host)) throw new Ipv8Error('BAD_ADDRESS', { host, family: 4 })
+  const value = ipv4Number(host)
+  if (value < 0) throw new Ipv8Error('BAD_ADDRESS', { host, family: 4 })
   const at = w.reserve(4)
-  const parts = host.split('.')
-  for (let i = 0; i < 4; i++) w.buffer[at + i] = Number(parts[i])
+  w.buffer.writeUInt32BE(value, at)
 }
 
 /** Reads 4 bytes as a dotted-quad IPv4 address. */
@@ -47,7 +80,7 @@ const IPV6_TYPE = 0x03
 /** Writes `address` as py-ipv8's `ip_address` (or `address` when `domains` is set). */
 export function writeTypedAddress(w: Writer, address: SocketAddress, domains: boolean): void {
   const port = checkPort(address.port)
-  if (isIPv4(address.host)) {
+  if (ipv4Number(address.host) >= 0) {
     w.u8(IPV4_TYPE)
     writeIpv4(w, address.host)
   } else if (isIPv6(address.host)) {

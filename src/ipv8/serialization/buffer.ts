@@ -83,6 +83,11 @@ export class Writer {
     return this.#length
   }
 
+  /** Forgets everything written, keeping the allocated buffer for the next message. */
+  reset(): void {
+    this.#length = 0
+  }
+
   /** Reserves `n` bytes and returns their offset in {@link Writer.buffer}. */
   reserve(n: number): number {
     const need = this.#length + n

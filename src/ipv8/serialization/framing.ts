@@ -64,17 +64,35 @@ export function signedPacket<T>(
   key: PrivateKey,
   globalTime: bigint | number | undefined,
 ): Buffer {
-  const w = new Writer(512)
-  header(w, prefix, schema.msgId)
-  const keyBin = key.publicKey.toBin()
-  w.u16(keyBin.length)
-  w.bytes(keyBin)
-  if (globalTime !== undefined) w.u64(globalTime)
-  schema.write(w, value)
-  const signature = key.sign(w.buffer.subarray(0, w.length))
-  w.bytes(signature)
-  return w.toBuffer()
+  // One scratch buffer for every signed message: building is synchronous and the result is copied out. A
+  // message built while another one is (a field encoder that signs) gets its own buffer.
+  const nested = scratchBusy
+  const w = nested ? new Writer(512) : scratch
+  w.reset()
+  scratchBusy = true
+  try {
+    header(w, prefix, schema.msgId)
+    const keyBin = key.publicKey.binView
+    w.u16(keyBin.length)
+    w.bytes(keyBin)
+    if (globalTime !== undefined) w.u64(globalTime)
+    schema.write(w, value)
+    const signature = key.sign(w.buffer.subarray(0, w.length))
+    w.bytes(signature)
+    return w.toBuffer()
+  } finally {
+    if (!nested) {
+      scratchBusy = false
+      if (w.buffer.length > SCRATCH_KEEP) scratch = new Writer(SCRATCH_SIZE)
+    }
+  }
 }
+
+const SCRATCH_SIZE = 2048
+/** A scratch buffer that grew past this (a large message) is let go rather than kept for good. */
+const SCRATCH_KEEP = 64 * 1024
+let scratch = new Writer(SCRATCH_SIZE)
+let scratchBusy = false
 
 /** Builds an unsigned datagram: `prefix || msgId || [Q global time] || payload`. */
 export function unsignedPacket<T>(

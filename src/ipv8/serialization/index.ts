@@ -1,4 +1,4 @@
-export { NO_ADDRESS } from './address.js'
+export { ipv4Number, NO_ADDRESS } from './address.js'
 export { Reader, Writer } from './buffer.js'
 export {
   type Bits,

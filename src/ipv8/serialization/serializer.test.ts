@@ -1,8 +1,10 @@
+import { isIPv4 } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { loadVectors } from '../testing/vectors.js'
 import {
   FORMATS,
   type Format,
+  ipv4Number,
   isFormatCode,
   nested,
   nestedList,
@@ -172,6 +174,50 @@ describe('payload schemas', () => {
     expect(() => Ipv4.encode({ a: { host: '::1', port: 1 } })).toThrow(
       expect.objectContaining({ code: 'BAD_ADDRESS' }),
     )
+  })
+
+  it('parses dotted quads exactly as strictly as net.isIPv4', () => {
+    expect(ipv4Number('1.2.3.4')).toBe(0x01020304)
+    expect(ipv4Number('255.255.255.255')).toBe(0xffffffff)
+    expect(ipv4Number('0.0.0.0')).toBe(0)
+    const fixed = [
+      '01.2.3.4',
+      '1.2.3',
+      '1.2.3.4.5',
+      '256.1.1.1',
+      '1..2.3',
+      '.1.2.3',
+      '1.2.3.',
+      ' 1.2.3.4',
+      '::1',
+      '',
+    ]
+    for (const host of fixed) expect(ipv4Number(host)).toBe(-1)
+    let seed = 777
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff
+      return seed % n
+    }
+    const alphabet = '0123456789..a:'
+    let valid = 0
+    for (let i = 0; i < 20_000; i++) {
+      const host =
+        i % 2 === 0
+          ? Array.from({ length: 4 }, () => String(random(300))).join('.')
+          : Array.from({ length: 7 + random(9) }, () => alphabet[random(alphabet.length)]).join('')
+      const parsed = ipv4Number(host)
+      expect(parsed >= 0, host).toBe(isIPv4(host))
+      if (parsed >= 0) {
+        valid += 1
+        expect(host.split('.').map(Number)).toEqual([
+          parsed >>> 24,
+          (parsed >>> 16) & 255,
+          (parsed >>> 8) & 255,
+          parsed & 255,
+        ])
+      }
+    }
+    expect(valid).toBeGreaterThan(1000)
   })
 
   it('refuses a schema with an unknown format or a greedy field that is not last', () => {
