@@ -140,6 +140,7 @@ export class Ipv8Service implements Service {
       clock,
       publicNetwork: this.#deps.publicNetwork,
       bootstrapAddresses: bootstrap,
+      transport: this.#opts.transport ?? udpTransport,
     }
     this.#overlays.push(
       new DiscoveryCommunity(deps, { services: () => this.#overlays.map((o) => o.communityId) }),

@@ -23,6 +23,25 @@ describe('MemoryNetwork', () => {
     expect(b.stats.packetsReceived).toBe(1)
   })
 
+  it('is one LAN: 255.255.255.255 reaches every other socket on that port, only from broadcast sockets', async () => {
+    const net = new MemoryNetwork()
+    const plain = await net.bind({ host: '10.0.0.1' })
+    const sender = await net.bind({ host: '10.0.0.2', broadcast: true })
+    const b = await net.bind({ host: '10.0.0.3', port: 9000 })
+    const c = await net.bind({ host: '10.0.0.4', port: 9000 })
+    const other = await net.bind({ host: '10.0.0.5', port: 9001 })
+    const [gotB, gotC, gotOther] = [collect(b), collect(c), collect(other)]
+    plain.send(Buffer.from('no'), { host: '255.255.255.255', port: 9000 })
+    expect(plain.stats.sendErrors).toBe(1)
+    expect(plain.stats.packetsSent).toBe(0)
+    sender.send(Buffer.from('hi'), { host: '255.255.255.255', port: 9000 })
+    await new Promise((r) => setImmediate(r))
+    expect(gotB).toEqual([{ data: 'hi', from: sender.local }])
+    expect(gotC).toEqual([{ data: 'hi', from: sender.local }])
+    expect(gotOther).toEqual([])
+    expect(net.stats.delivered).toBe(2)
+  })
+
   it('drops the configured share of datagrams, reproducibly for a seed', async () => {
     const run = async (seed: number) => {
       const net = new MemoryNetwork({ lossRate: 0.3, seed })

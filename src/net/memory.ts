@@ -51,6 +51,9 @@ export function seededRandom(seed: number): () => number {
   }
 }
 
+/** The limited broadcast address: the memory network delivers to it on every host, like a LAN. */
+const BROADCAST_HOST = '255.255.255.255'
+
 class MemorySocket implements DatagramSocket {
   readonly stats: DatagramStats = emptyDatagramStats()
   readonly #handlers = new Set<DatagramHandler>()
@@ -59,10 +62,12 @@ class MemorySocket implements DatagramSocket {
   constructor(
     readonly local: SocketAddress,
     readonly network: MemoryNetwork,
+    readonly broadcast: boolean,
   ) {}
 
   send(data: Uint8Array, to: SocketAddress): void {
-    if (this.#closed) {
+    // as a kernel without SO_BROADCAST answers EACCES
+    if (this.#closed || (to.host === BROADCAST_HOST && !this.broadcast)) {
       this.stats.sendErrors += 1
       return
     }
@@ -97,7 +102,9 @@ class MemorySocket implements DatagramSocket {
 /**
  * An in-process datagram network for fast, deterministic protocol tests: every bound socket gets an address,
  * delivery happens on a later tick (never re-entrantly), and loss, delay, jitter, duplication and MTU can be set
- * for the whole network or for one direction between two addresses.
+ * for the whole network or for one direction between two addresses. It is one LAN: a datagram to
+ * 255.255.255.255 reaches every other socket bound to that port, and only sockets bound with `broadcast` may
+ * send one.
  *
  * @example
  * ```ts
@@ -132,7 +139,7 @@ export class MemoryNetwork implements DatagramTransport {
     }
     const key = formatAddress({ host, port })
     if (this.#sockets.has(key)) return Promise.reject(new Error(`address in use: ${key}`))
-    const socket = new MemorySocket({ host, port }, this)
+    const socket = new MemorySocket({ host, port }, this, opts.broadcast === true)
     this.#sockets.set(key, socket)
     return Promise.resolve(socket)
   }
@@ -182,6 +189,17 @@ export class MemoryNetwork implements DatagramTransport {
     for (let i = 0; i < copies; i++) {
       const delay = (conditions.latencyMs ?? 0) + (conditions.jitterMs ?? 0) * this.#random()
       const deliver = (): void => {
+        if (to.host === BROADCAST_HOST) {
+          let reached = 0
+          for (const socket of this.#sockets.values()) {
+            if (socket.local.port !== to.port || socket === from || socket.closed) continue
+            reached += 1
+            socket.deliver(data, from.local)
+          }
+          if (reached === 0) this.stats.undeliverable += 1
+          else this.stats.delivered += reached
+          return
+        }
         const target = this.#sockets.get(formatAddress(to))
         if (target === undefined || target.closed) {
           this.stats.undeliverable += 1

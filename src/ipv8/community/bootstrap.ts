@@ -1,7 +1,15 @@
 import { lookup } from 'node:dns/promises'
-import { type Clock, logger, systemClock } from '../../common/index.js'
-import type { SocketAddress } from '../../net/index.js'
+import { networkInterfaces } from 'node:os'
+import { type Clock, logger, systemClock, type TimerHandle } from '../../common/index.js'
+import {
+  type DatagramSocket,
+  type DatagramStats,
+  type DatagramTransport,
+  type SocketAddress,
+  udpTransport,
+} from '../../net/index.js'
 import { BEACON_HEADER } from '../endpoint/index.js'
+import { isLoopback } from './addresses.js'
 
 const log = logger('ipv8:bootstrap')
 
@@ -44,6 +52,8 @@ export interface BootstrapTarget {
   /** Sends a raw datagram from the overlay's socket. */
   sendRaw(data: Buffer, to: SocketAddress): void
   blacklist(address: SocketAddress): void
+  /** Handles a datagram of the overlay that arrived on another socket (LAN broadcast handoff). */
+  onPacket?(data: Buffer, source: SocketAddress): boolean
 }
 
 /** A source of first contacts for an overlay with no peers. */
@@ -52,7 +62,7 @@ export interface Bootstrapper {
   start(target: BootstrapTarget): void | Promise<void>
   /** Contacts the bootstrap peers, at most once per interval; returns the addresses walked to. */
   bootstrap(target: BootstrapTarget): Promise<SocketAddress[]>
-  stop(): void
+  stop(): void | Promise<void>
 }
 
 /** Options of an {@link AddressBootstrapper}. */
@@ -126,45 +136,215 @@ export class AddressBootstrapper implements Bootstrapper {
 
 /** Options of a {@link LanBroadcastBootstrapper}. */
 export interface LanBroadcastOptions {
-  /** Broadcast address (default 255.255.255.255). */
+  /** Where the broadcast socket comes from (default real UDP); it is bound with `broadcast: true`. */
+  transport?: DatagramTransport
+  /** Local address of the broadcast socket (default `0.0.0.0`, any port: it must hear broadcasts). */
+  bindHost?: string
+  /** Where announces go (default the limited broadcast address 255.255.255.255). */
   broadcastHost?: string
   /** Ports to announce on, inclusive (default every port, 0..65534, as py-ipv8). */
   ports?: readonly [number, number]
-  /** Minimum time between two announces (default 30 s). */
+  /** Minimum time between the starts of two sweeps over the ports (default 30 s). */
   intervalMs?: number
+  /**
+   * Most announces sent per second (default 8 192): a sweep of every port is spread over 8 s instead of one
+   * burst that would overrun the socket's send buffer and the LAN.
+   */
+  announcesPerSec?: number
+  /** Most datagrams per second handed from the broadcast socket to the overlay (default 100). */
+  handoffsPerSec?: number
   clock?: Clock
 }
 
+/** What a {@link LanBroadcastBootstrapper} did. */
+export interface LanBroadcastStats {
+  /** Sweeps over the ports started. */
+  sweeps: number
+  /** Announce datagrams sent. */
+  announces: number
+  /** Announces for our overlay heard, that we walked to. */
+  beaconsHeard: number
+  /** Overlay datagrams that arrived on the broadcast socket and were handed to the overlay. */
+  handoffs: number
+  /** Datagrams on the broadcast socket that were dropped (other overlays, garbage, over the handoff limit). */
+  dropped: number
+}
+
+const SWEEP_TICK_MS = 50
+
 /**
- * Finds overlay members on the LAN: broadcasts `"\0\0IPv8\0" || prefix` on every port (py-ipv8's
- * UDPBroadcastBootstrapper) from the overlay's own socket, so members that hear it (see
- * {@link Ipv8Endpoint.onBeacon}) walk to the sender's overlay address. The socket must allow broadcast
- * (SO_BROADCAST); without it the sends fail and are counted as send errors.
+ * Finds overlay members on the LAN as py-ipv8's UDPBroadcastBootstrapper does: an extra socket with
+ * SO_BROADCAST announces `"\0\0IPv8\0" || prefix` to the broadcast address on every port, because the
+ * listeners are other nodes' broadcast sockets on random ports. A node that hears an announce for its overlay
+ * walks to the sender's broadcast socket, whose overlay datagrams are handed to the overlay, which answers from
+ * its own socket. Announces also reach overlay sockets directly (see {@link Ipv8Endpoint.onBeacon}).
+ *
+ * Unlike py-ipv8, a sweep is paced ({@link LanBroadcastOptions.announcesPerSec}) rather than sent in one burst,
+ * and a sweep runs at start and then only when the overlay asks to bootstrap (it has no peers), at most once
+ * per interval. The default bootstrappers include it only when the public network is on. Without a broadcast
+ * socket (the bind failed) it does nothing.
+ *
+ * @example
+ * ```ts
+ * new LanBroadcastBootstrapper({ announcesPerSec: 4096 })
+ * ```
  */
 export class LanBroadcastBootstrapper implements Bootstrapper {
+  readonly stats: LanBroadcastStats = { sweeps: 0, announces: 0, beaconsHeard: 0, handoffs: 0, dropped: 0 }
   readonly #opts: LanBroadcastOptions
   readonly #clock: Clock
-  #lastMs = Number.NEGATIVE_INFINITY
+  readonly #ports: readonly [number, number]
+  readonly #perTick: number
+  #socket: DatagramSocket | undefined
+  #detach: (() => void) | undefined
+  #sweepTimer: TimerHandle | undefined
+  #nextPort: number | undefined
+  #lastSweepMs = Number.NEGATIVE_INFINITY
+  #handoffBudget = { tokens: 0, atMs: 0 }
+  #stopped = false
 
   constructor(opts: LanBroadcastOptions = {}) {
     this.#opts = opts
     this.#clock = opts.clock ?? systemClock
+    const [first, last] = opts.ports ?? [0, 65534]
+    if (
+      !(Number.isInteger(first) && Number.isInteger(last) && first >= 0 && first <= last && last <= 65535)
+    ) {
+      throw new RangeError('ports must be an inclusive range within 0..65535')
+    }
+    this.#ports = [first, last]
+    const perSec = opts.announcesPerSec ?? 8192
+    if (!(perSec > 0)) throw new RangeError('announcesPerSec must be positive')
+    this.#perTick = Math.max(1, Math.floor((perSec * SWEEP_TICK_MS) / 1000))
   }
 
-  start(): void {}
+  /** The broadcast socket's address, once bound. */
+  get local(): SocketAddress | undefined {
+    return this.#socket?.local
+  }
+
+  /** Counters of the broadcast socket, once bound (a send refused for lack of SO_BROADCAST is a send error). */
+  get socketStats(): DatagramStats | undefined {
+    return this.#socket?.stats
+  }
+
+  /** Whether a sweep is being sent. */
+  get sweeping(): boolean {
+    return this.#nextPort !== undefined
+  }
+
+  async start(target: BootstrapTarget): Promise<void> {
+    const transport = this.#opts.transport ?? udpTransport
+    let socket: DatagramSocket
+    try {
+      socket = await transport.bind({ host: this.#opts.bindHost ?? '0.0.0.0', port: 0, broadcast: true })
+    } catch (err) {
+      log.info('no LAN broadcast socket; LAN discovery is off', { err })
+      return
+    }
+    if (this.#stopped) {
+      await socket.close()
+      return
+    }
+    this.#socket = socket
+    this.#detach = socket.onMessage((data, from) => this.#onMessage(target, data, from))
+    this.#sweep(target)
+  }
 
   bootstrap(target: BootstrapTarget): Promise<SocketAddress[]> {
-    const now = this.#clock.monotonic()
-    if (now - this.#lastMs < (this.#opts.intervalMs ?? 30_000)) return Promise.resolve([])
-    this.#lastMs = now
-    const beacon = Buffer.concat([BEACON_HEADER, target.prefix])
-    const host = this.#opts.broadcastHost ?? '255.255.255.255'
-    const [from, to] = this.#opts.ports ?? [0, 65534]
-    for (let port = from; port <= to; port++) target.sendRaw(beacon, { host, port })
+    if (this.#socket !== undefined && !this.sweeping) {
+      if (this.#clock.monotonic() - this.#lastSweepMs >= (this.#opts.intervalMs ?? 30_000))
+        this.#sweep(target)
+    }
     return Promise.resolve([])
   }
 
-  stop(): void {}
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#sweepTimer !== undefined) this.#clock.clearTimeout(this.#sweepTimer)
+    this.#sweepTimer = undefined
+    this.#nextPort = undefined
+    this.#detach?.()
+    this.#detach = undefined
+    const socket = this.#socket
+    this.#socket = undefined
+    await socket?.close()
+  }
+
+  #sweep(target: BootstrapTarget): void {
+    this.#lastSweepMs = this.#clock.monotonic()
+    this.stats.sweeps += 1
+    this.#nextPort = this.#ports[0]
+    this.#sendSome(Buffer.concat([BEACON_HEADER, target.prefix]))
+  }
+
+  #sendSome(beacon: Buffer): void {
+    this.#sweepTimer = undefined
+    const socket = this.#socket
+    let port = this.#nextPort
+    if (socket === undefined || port === undefined) return
+    const host = this.#opts.broadcastHost ?? '255.255.255.255'
+    const last = this.#ports[1]
+    for (let i = 0; i < this.#perTick && port <= last; i++, port++) {
+      socket.send(beacon, { host, port })
+      this.stats.announces += 1
+    }
+    if (port > last) {
+      this.#nextPort = undefined
+      return
+    }
+    this.#nextPort = port
+    this.#sweepTimer = this.#clock.setTimeout(() => this.#sendSome(beacon), SWEEP_TICK_MS)
+  }
+
+  #onMessage(target: BootstrapTarget, data: Buffer, from: SocketAddress): void {
+    const local = this.#socket?.local
+    if (local === undefined) return
+    if (
+      data.length === BEACON_HEADER.length + target.prefix.length &&
+      data.subarray(0, 7).equals(BEACON_HEADER)
+    ) {
+      if (from.port === local.port && isOwnHost(from.host, local.host)) return // our own announce
+      if (!data.subarray(BEACON_HEADER.length).equals(target.prefix)) {
+        this.stats.dropped += 1
+        return
+      }
+      this.stats.beaconsHeard += 1
+      target.walkTo(from)
+      return
+    }
+    if (
+      target.onPacket !== undefined &&
+      data.length > target.prefix.length &&
+      data.subarray(0, target.prefix.length).equals(target.prefix) &&
+      this.#takeHandoff()
+    ) {
+      this.stats.handoffs += 1
+      target.onPacket(data, from)
+      return
+    }
+    this.stats.dropped += 1
+  }
+
+  #takeHandoff(): boolean {
+    const perSec = this.#opts.handoffsPerSec ?? 100
+    const now = this.#clock.monotonic()
+    const budget = this.#handoffBudget
+    budget.tokens = Math.min(perSec, budget.tokens + ((now - budget.atMs) * perSec) / 1000)
+    budget.atMs = now
+    if (budget.tokens < 1) return false
+    budget.tokens -= 1
+    return true
+  }
+}
+
+/** Whether `host` is this machine: the socket's own bind address, loopback, or one of our interface addresses. */
+function isOwnHost(host: string, bound: string): boolean {
+  if (host === bound || isLoopback(host)) return true
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? []) if (entry.address === host) return true
+  }
+  return false
 }
 
 /** Whether the public network may be contacted: not when `TRIBLER_NO_PUBLIC_NETWORK=1` (every test harness). */
@@ -185,13 +365,15 @@ export interface BootstrapOptions {
   publicNetwork?: boolean
   /** Whether to announce on the LAN by UDP broadcast (default: `publicNetwork`; never without it). */
   lanBroadcast?: boolean
+  /** Where the LAN broadcast socket comes from (default real UDP). */
+  transport?: DatagramTransport
   intervalMs?: number
   clock?: Clock
 }
 
 /**
- * The bootstrappers of a node: the public trackers (when the public network is allowed), the explicit
- * addresses, and LAN broadcast (when allowed and a broadcast socket is given).
+ * The bootstrappers of a node: the public trackers and LAN broadcast (only when the public network is allowed),
+ * and the explicit addresses.
  *
  * @example
  * ```ts
@@ -220,7 +402,9 @@ export function defaultBootstrappers(opts: BootstrapOptions = {}): Bootstrapper[
     )
   }
   if (publicNetwork && opts.lanBroadcast !== false) {
-    out.push(new LanBroadcastBootstrapper(common))
+    out.push(
+      new LanBroadcastBootstrapper({ ...common, ...(opts.transport && { transport: opts.transport }) }),
+    )
   }
   return out
 }

@@ -10,7 +10,6 @@ import {
   type CommunitySettings,
   DEFAULT_BOOTSTRAP_ADDRESSES,
   defaultBootstrappers,
-  LanBroadcastBootstrapper,
   NewIntroductionRequestPayload,
   RequestCache,
 } from './index.js'
@@ -217,35 +216,6 @@ describe('bootstrapping', () => {
       if (previous === undefined) delete process.env.TRIBLER_NO_PUBLIC_NETWORK
       else process.env.TRIBLER_NO_PUBLIC_NETWORK = previous
     }
-  })
-
-  it('finds LAN peers by broadcast announce', async () => {
-    const lan = () => [new LanBroadcastBootstrapper({ broadcastHost: '127.0.0.1', ports: [10_000, 10_001] })]
-    net = await OverlayTestNetwork.create(2, (deps, i) =>
-      i === 0
-        ? new HelloCommunity(deps, { strategies: () => [], bootstrappers: lan() })
-        : new HelloCommunity(deps, { strategies: () => [], bootstrappers: [] }),
-    )
-    const [a, b] = [net.node(0), net.node(1)]
-    expect(a.socket.local).toEqual({ host: '127.0.0.1', port: 10_000 })
-    await b.community.start()
-    await a.community.start()
-    // node 0 announces; it hears nothing from node 1, which does not listen for beacons
-    a.community.walkStep()
-    await a.community.bootstrap()
-    net.advance(1_000)
-    expect(b.community.network.size).toBe(0)
-    await b.community.stop()
-    const listener = new HelloCommunity(
-      { endpoint: b.endpoint, key: b.key, ...(net.clock && { clock: net.clock }) },
-      { strategies: () => [], bootstrappers: lan() },
-    )
-    await listener.start()
-    await listener.bootstrap()
-    net.advance(1_000)
-    expect(listener.network.getPeer(a.key.mid)).toBeDefined()
-    expect(a.community.network.getPeer(b.key.mid)).toBeDefined()
-    await listener.stop()
   })
 })
 

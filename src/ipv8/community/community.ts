@@ -1,6 +1,6 @@
 import { isIPv6 } from 'node:net'
 import { type Clock, logger, type Service, systemClock, TaskScope, TypedEmitter } from '../../common/index.js'
-import type { SocketAddress } from '../../net/index.js'
+import type { DatagramTransport, SocketAddress } from '../../net/index.js'
 import { RandomWalk, type WalkStrategy } from '../discovery/strategies.js'
 import type { Ipv8Endpoint } from '../endpoint/index.js'
 import { Ipv8Error } from '../errors.js'
@@ -55,6 +55,8 @@ export interface CommunityDeps {
   publicNetwork?: boolean
   /** The node's explicit bootstrap addresses, the default of `settings.bootstrap.addresses`. */
   bootstrapAddresses?: readonly SocketAddress[]
+  /** Where extra sockets (the LAN broadcast socket) come from; default real UDP. */
+  transport?: DatagramTransport
 }
 
 /** Settings every community has. */
@@ -194,6 +196,7 @@ export class Community implements Service {
     this.#nodeBootstrap = {
       ...(deps.publicNetwork !== undefined && { publicNetwork: deps.publicNetwork }),
       ...(deps.bootstrapAddresses !== undefined && { addresses: deps.bootstrapAddresses }),
+      ...(deps.transport !== undefined && { transport: deps.transport }),
     }
 
     const oldRequest: PayloadSchema<IntroductionRequest & { introduceTo?: Buffer }> = {
@@ -331,10 +334,15 @@ export class Community implements Service {
     this.#running = false
     this.#stopped.abort()
     this.requestCache.close()
-    for (const b of this.#bootstrappers) b.stop()
     this.#unregister?.()
     this.#unbeacon?.()
     this.#unregister = undefined
+    await Promise.all(this.#bootstrappers.map((b) => b.stop()))
+  }
+
+  /** The bootstrappers in use (once started). */
+  get bootstrappers(): readonly Bootstrapper[] {
+    return this.#bootstrappers
   }
 
   /** The walk strategies in use. */
@@ -666,7 +674,7 @@ export class Community implements Service {
     newStyle: boolean,
     ctx: MessageContext,
   ): void {
-    if (!this.#running || this.network.isBlacklisted(ctx.source)) return
+    if (!this.#running || this.network.isBlacklisted(ctx.source) || this.#isMyKey(requester)) return
     requester.address = ctx.source
     if (!isNoAddress(payload.sourceLanAddress)) requester.lanAddress = payload.sourceLanAddress
     requester.newStyle ||= newStyle || payload.bits[2] === true
@@ -765,7 +773,7 @@ export class Community implements Service {
       introSupportsNewStyle: boolean
     },
   ): void {
-    if (!this.#running) return
+    if (!this.#running || this.#isMyKey(responder)) return
     if (!this.network.has(responder) && this.network.size >= this.maxPeers) return
     const destination = payload.destinationAddress
     if (!isNoAddress(destination) && !isLanHost(destination.host)) this.#wan = destination
@@ -813,6 +821,11 @@ export class Community implements Service {
             sourceLanAddress: ipv4OrNone(value.sourceLanAddress),
           })
     this.send(target, packet)
+  }
+
+  /** Whether a message is our own, reflected back (a LAN announce we heard ourselves, a loop): never a peer. */
+  #isMyKey(peer: Peer): boolean {
+    return peer.mid.equals(this.key.mid)
   }
 
   #isMe(address: SocketAddress): boolean {

@@ -10,6 +10,7 @@ export {
   defaultBootstrappers,
   LanBroadcastBootstrapper,
   type LanBroadcastOptions,
+  type LanBroadcastStats,
   publicNetworkAllowed,
 } from './bootstrap.js'
 export {

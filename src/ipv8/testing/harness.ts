@@ -83,7 +83,8 @@ export class OverlayTestNetwork<C extends Community> {
       const endpoint = new Ipv8Endpoint({ socket, ...(clock && { clock }) }, opts.endpoint)
       const key = PrivateKey.generate()
       const random = seededRandom((opts.seed ?? 1) * 1000 + index)
-      const deps: CommunityDeps = { endpoint, key, random, ...(clock && { clock }) }
+      // never the public network: no trackers, no LAN broadcast (explicit bootstrappers still work)
+      const deps: CommunityDeps = { endpoint, key, random, publicNetwork: false, ...(clock && { clock }) }
       const community = factory(deps, index, index === 0 || first === undefined ? [] : [first])
       return { index, socket, endpoint, key, community }
     })
