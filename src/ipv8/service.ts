@@ -81,6 +81,14 @@ export class Ipv8Service implements Service {
     return this.#deps.config.getBoolean('ipv8', 'enabled')
   }
 
+  /**
+   * Whether per-overlay message statistics can be reported (`ipv8.statistics`, py-ipv8's StatisticsEndpoint):
+   * then every overlay reports them from start, and each can be turned off and on again.
+   */
+  get statisticsSupported(): boolean {
+    return this.#deps.config.getBoolean('ipv8', 'statistics')
+  }
+
   /** Adds an overlay; call before `start()`. */
   addOverlay(factory: OverlayFactory): void {
     if (this.#endpoint !== undefined)
@@ -147,6 +155,7 @@ export class Ipv8Service implements Service {
     )
     for (const factory of this.#factories) this.#overlays.push(factory(deps, this))
     for (const overlay of this.#overlays) await overlay.start()
+    if (this.statisticsSupported) for (const overlay of this.#overlays) overlay.enableStatistics(true)
     this.#startedMs = clock.now()
     log.info('IPv8 started', { port: this.#socket.local.port, overlays: this.#overlays.length })
   }

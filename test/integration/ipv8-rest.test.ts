@@ -56,17 +56,97 @@ describe('IPv8 in the session and its REST endpoints', () => {
     expect(peer?.services).toContain(
       Buffer.from('7e313685c1912a141279f8248fc8db5899c5df5a', 'hex').toString('base64'),
     )
+    // ipv8.statistics is off by default: nothing is reported and it cannot be enabled
     const counters = (await app.inject({ method: 'GET', url: '/ipv8/overlays/statistics' })).json()
-    expect(Object.keys(counters.statistics[0].DiscoveryCommunity)).toContain('246:introduction-request')
-    expect((await app.inject({ method: 'POST', url: '/ipv8/overlays/statistics' })).statusCode).toBe(400)
-    expect(
-      (await app.inject({ method: 'POST', url: '/ipv8/overlays/statistics?enable=True' })).statusCode,
-    ).toBe(412)
-    expect(
-      (await app.inject({ method: 'POST', url: '/ipv8/overlays/statistics?enable=True&all=True' })).json(),
-    ).toEqual({
-      success: true,
+    expect(counters.statistics).toEqual([{ DiscoveryCommunity: {} }])
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/ipv8/overlays/statistics?enable=True&all=True',
     })
+    expect(refused.statusCode).toBe(412)
+    expect(refused.json()).toEqual({ success: false, error: 'StatisticsEndpoint is not enabled.' })
+    await app.close()
+  })
+
+  it('reports message statistics only while enabled, for all overlays or one by name', async () => {
+    const a = session('127.0.0.54')
+    a.config.override('ipv8', 'statistics', true)
+    const ipv8A = a.addService((deps) => new Ipv8Service(deps, { transport: udpTransport }))
+    await a.start()
+    const b = session('127.0.0.55', `127.0.0.54:${ipv8A.address?.port ?? 0}`)
+    b.addService((deps) => new Ipv8Service(deps, { transport: udpTransport }))
+    await b.start()
+    const discovery = ipv8A.overlays[0]
+    const { app } = await buildApiServer(a)
+    type Counters = Record<string, { identifier: number; num_down: number; first_measured_down: number }>
+    const get = async (): Promise<Counters> =>
+      (await app.inject({ method: 'GET', url: '/ipv8/overlays/statistics' })).json().statistics[0]
+        .DiscoveryCommunity
+    const post = async (query: string, body?: string) => {
+      const res = await app.inject({
+        method: 'POST',
+        url: `/ipv8/overlays/statistics${query}`,
+        ...(body !== undefined && {
+          payload: body,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }),
+      })
+      return { status: res.statusCode, body: res.json() }
+    }
+    // introduction-requests received, old style (246) or new style (234, once the peer is known to speak it)
+    const requestsIn = (c: Counters): number =>
+      (c['246:introduction-request']?.num_down ?? 0) + (c['234:new-introduction-request']?.num_down ?? 0)
+    const until = async (done: () => Promise<boolean>): Promise<void> => {
+      for (let i = 0; i < 200 && !(await done()); i++) await new Promise((r) => setTimeout(r, 25))
+    }
+
+    // on from the start: every request b walked with is counted, with py-ipv8's timestamps
+    await until(async () => ((await get())['246:introduction-request']?.num_down ?? 0) > 0)
+    const first = (await get())['246:introduction-request']
+    expect(first).toMatchObject({ identifier: 246 })
+    expect(first?.num_down).toBeGreaterThan(0)
+    expect(first?.first_measured_down).toBeGreaterThan(1_600_000_000)
+
+    // off for all overlays: nothing is reported, and what was counted is gone
+    expect(await post('?enable=False&all=True')).toEqual({ status: 200, body: { success: true } })
+    expect(await get()).toEqual({})
+    expect(discovery?.statisticsEnabled).toBe(false)
+
+    // on again for one overlay by name (form body this time): counting starts from zero
+    const requestsTotal = (): number =>
+      (discovery?.statistics.messages.get(246)?.packetsIn ?? 0) +
+      (discovery?.statistics.messages.get(234)?.packetsIn ?? 0)
+    const totalBefore = requestsTotal()
+    expect(await post('', 'enable=True&overlay_name=DiscoveryCommunity')).toEqual({
+      status: 200,
+      body: { success: true },
+    })
+    await until(async () => requestsIn(await get()) > 0)
+    const again = requestsIn(await get())
+    expect(again).toBeGreaterThan(0)
+    expect(again).toBeLessThanOrEqual(requestsTotal() - totalBefore)
+
+    // an unknown overlay name or all=False changes nothing; missing parameters are refused
+    expect(await post('?enable=False&overlay_name=NoSuchCommunity')).toEqual({
+      status: 200,
+      body: { success: true },
+    })
+    expect(await post('?enable=False&all=False')).toEqual({ status: 200, body: { success: true } })
+    expect(discovery?.statisticsEnabled).toBe(true)
+    expect(await post('')).toEqual({
+      status: 400,
+      body: { success: false, error: "Parameter 'enable' is required" },
+    })
+    expect(await post('?enable=True')).toEqual({
+      status: 412,
+      body: { success: false, error: "Parameter 'all' or 'overlay_name' is required" },
+    })
+    // off by name
+    expect(await post('?enable=False&overlay_name=DiscoveryCommunity')).toEqual({
+      status: 200,
+      body: { success: true },
+    })
+    expect(await get()).toEqual({})
     await app.close()
   })
 

@@ -1,5 +1,6 @@
 import { type Community, DiscoveryCommunity, Ipv8Service, type Peer } from '../../ipv8/index.js'
 import { ApiError } from '../errors.js'
+import { type FormParams, formString } from '../form.js'
 import { COMMON_ERRORS } from '../schemas.js'
 import type { RouteModule } from '../types.js'
 
@@ -141,7 +142,9 @@ export const ipv8Routes: RouteModule = (app, { session }) => {
     {
       schema: {
         tags: ['ipv8'],
-        summary: 'Message counters per overlay, keyed `<msgid>:<name>`',
+        summary: 'Message counters per overlay since its statistics were enabled, keyed `<msgid>:<name>`',
+        description:
+          'Each overlay maps to `{}` while its statistics are off (always, when `ipv8.statistics` is off).',
         response: {
           200: {
             type: 'object',
@@ -152,22 +155,31 @@ export const ipv8Routes: RouteModule = (app, { session }) => {
         },
       },
     },
-    () => ({
-      statistics: running().overlays.map((overlay) => {
-        const { messages, names } = overlay.statistics
-        const counters: Record<string, unknown> = {}
-        for (const [id, c] of messages) {
-          counters[`${id}:${names.get(id) ?? 'unknown'}`] = {
-            identifier: id,
-            num_up: c.packetsOut,
-            num_down: c.packetsIn,
-            bytes_up: c.bytesOut,
-            bytes_down: c.bytesIn,
+    () => {
+      const ipv8 = running()
+      const supported = ipv8.statisticsSupported
+      return {
+        statistics: ipv8.overlays.map((overlay) => {
+          const { names } = overlay.statistics
+          const counters: Record<string, unknown> = {}
+          if (!supported) return { [overlay.name]: counters }
+          for (const [id, c] of overlay.reportedStatistics) {
+            counters[`${id}:${names.get(id) ?? 'unknown'}`] = {
+              identifier: id,
+              num_up: c.packetsOut,
+              num_down: c.packetsIn,
+              bytes_up: c.bytesOut,
+              bytes_down: c.bytesIn,
+              first_measured_up: c.firstMeasuredUp,
+              first_measured_down: c.firstMeasuredDown,
+              last_measured_up: c.lastMeasuredUp,
+              last_measured_down: c.lastMeasuredDown,
+            }
           }
-        }
-        return { [overlay.name]: counters }
-      }),
-    }),
+          return { [overlay.name]: counters }
+        }),
+      }
+    },
   )
 
   app.post(
@@ -175,7 +187,10 @@ export const ipv8Routes: RouteModule = (app, { session }) => {
     {
       schema: {
         tags: ['ipv8'],
-        summary: 'Enable or disable statistics (they are always collected here)',
+        summary: 'Enable or disable the message statistics of all overlays or of one (by class name)',
+        description:
+          'Parameters in the query string or a form body: `enable` (`True` enables, anything else disables), ' +
+          '`all=True` for every overlay, else `overlay_name`. 412 when `ipv8.statistics` is off.',
         querystring: {
           type: 'object',
           properties: {
@@ -194,16 +209,31 @@ export const ipv8Routes: RouteModule = (app, { session }) => {
     },
     async (request, reply) => {
       const ipv8 = running()
-      const query = request.query as { enable?: string; all?: string; overlay_name?: string }
-      if (query.enable === undefined) {
+      if (!ipv8.statisticsSupported) {
+        return reply.code(412).send({ success: false, error: 'StatisticsEndpoint is not enabled.' })
+      }
+      // query parameters first, then the form body, as the reference reads its request arguments
+      const body = (
+        typeof request.body === 'object' && request.body !== null ? request.body : {}
+      ) as FormParams
+      const query = request.query as FormParams
+      const param = (name: string): string | undefined => formString(query, name) ?? formString(body, name)
+      const enable = param('enable')
+      if (enable === undefined || enable === '') {
         return reply.code(400).send({ success: false, error: "Parameter 'enable' is required" })
       }
-      const known = ipv8.overlays.some((o) => o.name === query.overlay_name)
-      if (query.all !== 'True' && !known) {
+      const all = param('all')
+      const overlayName = param('overlay_name')
+      let targets: Community[]
+      if (all !== undefined && all !== '') targets = all === 'True' ? [...ipv8.overlays] : []
+      else if (overlayName !== undefined && overlayName !== '')
+        targets = ipv8.overlays.filter((o) => o.name === overlayName)
+      else {
         return reply
           .code(412)
           .send({ success: false, error: "Parameter 'all' or 'overlay_name' is required" })
       }
+      for (const overlay of targets) overlay.enableStatistics(enable === 'True')
       return { success: true }
     },
   )

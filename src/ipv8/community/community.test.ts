@@ -49,6 +49,36 @@ describe('Community discovery', () => {
     expect(a.community.received).toEqual([{ mid: b.key.mid.toString('hex'), text: 'hi' }])
   })
 
+  it('reports message statistics only while enabled, from zero, with first and last times', async () => {
+    net = await OverlayTestNetwork.create(2, make({ strategies: () => [] }))
+    await net.startAll()
+    const [a, b] = [net.node(0), net.node(1)]
+    const hello = () => {
+      b.community.ezSend(a.socket.local, Hello, { text: 'hi' })
+      net?.advance(100)
+    }
+    hello()
+    expect(a.community.statistics.messages.get(1)?.packetsIn).toBe(1)
+    expect(a.community.statisticsEnabled).toBe(false)
+    expect(a.community.reportedStatistics.size).toBe(0)
+    a.community.enableStatistics(true)
+    expect(a.community.reportedStatistics.size).toBe(0)
+    const enabledAt = net.clock?.now() ?? 0
+    hello()
+    hello()
+    a.community.enableStatistics(true) // enabling again keeps counting
+    const reported = a.community.reportedStatistics.get(1)
+    expect(reported).toMatchObject({ packetsIn: 2, packetsOut: 0, firstMeasuredUp: 0, lastMeasuredUp: 0 })
+    expect(reported?.firstMeasuredDown).toBeGreaterThanOrEqual(enabledAt / 1000)
+    expect(reported?.lastMeasuredDown).toBeGreaterThan(reported?.firstMeasuredDown ?? 0)
+    a.community.enableStatistics(false)
+    expect(a.community.reportedStatistics.size).toBe(0)
+    a.community.enableStatistics(true)
+    hello()
+    expect(a.community.reportedStatistics.get(1)?.packetsIn).toBe(1)
+    expect(a.community.statistics.messages.get(1)?.packetsIn).toBe(4)
+  })
+
   it('introduces a third node and punctures towards the requester', async () => {
     net = await OverlayTestNetwork.create(3, make())
     const [a, b, c] = [net.node(0), net.node(1), net.node(2)]

@@ -110,6 +110,21 @@ export interface MessageCounters {
   bytesOut: number
 }
 
+/** Counters of one message id since statistics were enabled, with py-ipv8's first/last times (Unix s, 0: none). */
+export interface ReportedCounters extends MessageCounters {
+  firstMeasuredUp: number
+  firstMeasuredDown: number
+  lastMeasuredUp: number
+  lastMeasuredDown: number
+}
+
+interface MeasureTimes {
+  firstUp: number
+  firstDown: number
+  lastUp: number
+  lastDown: number
+}
+
 /** Counters of a community. */
 export interface CommunityStatistics {
   readonly messages: ReadonlyMap<number, MessageCounters>
@@ -181,6 +196,9 @@ export class Community implements Service {
   #unbeacon: (() => void) | undefined
   #running = false
   #lan: { address: SocketAddress; atMs: number } | undefined
+  /** The counters when reported statistics were enabled; `undefined` while they are off. */
+  #reportedSince: Map<number, MessageCounters> | undefined
+  readonly #measured = new Map<number, MeasureTimes>()
 
   constructor(deps: CommunityDeps, communityId: Uint8Array, settings: CommunitySettings = {}) {
     this.communityId = Buffer.from(communityId)
@@ -584,8 +602,13 @@ export class Community implements Service {
 
   /** Sends a datagram through the endpoint and counts it. */
   send(to: SocketAddress, packet: Buffer): void {
-    if (packet.length > MSG_ID_OFFSET) this.#count(packet[MSG_ID_OFFSET] as number).packetsOut += 1
-    if (packet.length > MSG_ID_OFFSET) this.#count(packet[MSG_ID_OFFSET] as number).bytesOut += packet.length
+    if (packet.length > MSG_ID_OFFSET) {
+      const msgId = packet[MSG_ID_OFFSET] as number
+      const counters = this.#count(msgId)
+      counters.packetsOut += 1
+      counters.bytesOut += packet.length
+      if (this.#reportedSince !== undefined) this.#measure(msgId, true)
+    }
     this.endpoint.send(packet, to)
   }
 
@@ -607,6 +630,7 @@ export class Community implements Service {
     const counters = this.#count(msgId)
     counters.packetsIn += 1
     counters.bytesIn += data.length
+    if (this.#reportedSince !== undefined) this.#measure(msgId, false)
     try {
       return route(data, source) !== false
     } catch (err) {
@@ -614,6 +638,73 @@ export class Community implements Service {
       log.debug('message handler failed', { msgId, err })
       return false
     }
+  }
+
+  /**
+   * Turns the reported message statistics on or off, as py-ipv8's StatisticsEndpoint does per community:
+   * enabling starts them from zero (enabling again keeps counting), disabling discards them. The counters behind
+   * {@link Community.statistics} always run; this only decides what {@link Community.reportedStatistics} shows.
+   */
+  enableStatistics(enabled: boolean): void {
+    if (!enabled) {
+      this.#reportedSince = undefined
+      this.#measured.clear()
+    } else {
+      this.#reportedSince ??= this.#snapshotCounters()
+    }
+  }
+
+  /** Whether {@link Community.enableStatistics} turned the reported statistics on. */
+  get statisticsEnabled(): boolean {
+    return this.#reportedSince !== undefined
+  }
+
+  /**
+   * The message counters since statistics were enabled, for message ids that had traffic since; empty while they
+   * are off.
+   */
+  get reportedStatistics(): ReadonlyMap<number, ReportedCounters> {
+    const since = this.#reportedSince
+    const out = new Map<number, ReportedCounters>()
+    if (since === undefined) return out
+    for (const [id, now] of this.#counters) {
+      const then = since.get(id)
+      const times = this.#measured.get(id)
+      const diff = {
+        packetsIn: now.packetsIn - (then?.packetsIn ?? 0),
+        bytesIn: now.bytesIn - (then?.bytesIn ?? 0),
+        packetsOut: now.packetsOut - (then?.packetsOut ?? 0),
+        bytesOut: now.bytesOut - (then?.bytesOut ?? 0),
+        firstMeasuredUp: times?.firstUp ?? 0,
+        firstMeasuredDown: times?.firstDown ?? 0,
+        lastMeasuredUp: times?.lastUp ?? 0,
+        lastMeasuredDown: times?.lastDown ?? 0,
+      }
+      if (diff.packetsIn > 0 || diff.packetsOut > 0) out.set(id, diff)
+    }
+    return out
+  }
+
+  #measure(msgId: number, up: boolean): void {
+    const nowSec = this.clock.now() / 1000
+    let times = this.#measured.get(msgId)
+    if (times === undefined) {
+      times = { firstUp: 0, firstDown: 0, lastUp: 0, lastDown: 0 }
+      this.#measured.set(msgId, times)
+    }
+    if (up) {
+      if (times.firstUp === 0) times.firstUp = nowSec
+      times.lastUp = nowSec
+    } else {
+      if (times.firstDown === 0) times.firstDown = nowSec
+      times.lastDown = nowSec
+    }
+  }
+
+  #snapshotCounters(): Map<number, MessageCounters> {
+    const out = new Map<number, MessageCounters>()
+    for (const [id, c] of this.#counters) out.set(id, { ...c })
+    return out
   }
 
   /** Message counters and drop reasons. */

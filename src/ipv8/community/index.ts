@@ -22,6 +22,7 @@ export {
   type MessageContext,
   type MessageCounters,
   type RawHandler,
+  type ReportedCounters,
   type SignedHandler,
   type UnsignedHandler,
 } from './community.js'
