@@ -1,0 +1,156 @@
+// UDP payload throughput through tunnel circuits on loopback: a client and four exit nodes (which also relay),
+// each on its own 127.0.0.x address over real UDP, all in this one process. The client keeps a window of 1 KiB
+// datagrams in flight through a 1-hop and then a 3-hop circuit to a UDP sink, which acknowledges every 16th with
+// an 8-byte count through the same circuit. Payload MB/s counts datagrams the sink received; CPU s/GB is this process's user +
+// system time per GB of payload (every hop's work included, as all nodes share the process).
+import { performance } from 'node:perf_hooks'
+import { type Circuit, circuitDatagramSocket, PEER_FLAG_EXIT_BT, TunnelCommunity } from '../src/ipv8/index.js'
+import { OverlayTestNetwork } from '../src/ipv8/testing/harness.js'
+import { udpTransport } from '../src/net/index.js'
+
+const PAYLOAD_BYTES = 1024
+const WINDOW = 512
+const ACK_EVERY = 16
+const STALL_MS = 200
+const DURATION_MS = Number(process.env.TUNNEL_BENCH_MS ?? 5_000)
+const MAX_BYTES = 2 * 1024 ** 3
+// py-ipv8 (pure Python crypto endpoint) on the same kind of set-up
+const REFERENCE: Record<number, { mbPerSec: string; target: number }> = {
+  1: { mbPerSec: '18-21', target: 100 },
+  3: { mbPerSec: '7-8', target: 50 },
+}
+
+const host = (i: number): string => `127.0.0.${81 + i}`
+
+async function until(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  return condition()
+}
+
+/**
+ * The sink acknowledges every ACK_EVERY datagrams with the number it has received so far; the client keeps at
+ * most WINDOW datagrams unacknowledged. A window that stops moving for STALL_MS counts as lost and is reopened.
+ */
+async function measure(
+  client: TunnelCommunity,
+  circuit: Circuit,
+  sink: Sink,
+): Promise<{ mbPerSec: number; cpuSecPerGb: number; lost: number; bytes: number }> {
+  const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61)
+  payload.writeUInt32BE(0, 0) // a UDP tracker action 0: the exit's data checker lets it through
+  sink.reset()
+  let sent = 0
+  let acked = 0
+  let lost = 0
+  let lastProgress = performance.now()
+  let done = false
+  const start = performance.now()
+  const cpuStart = process.cpuUsage()
+  const pump = (): void => {
+    while (!done && sent - acked - lost < WINDOW) {
+      sent += 1
+      client.sendData(circuit, sink.address, payload)
+    }
+  }
+  const off = circuit.onData((data) => {
+    if (data.length < 8) return
+    const received = data.readUInt32BE(4)
+    if (received <= acked) return
+    acked = received
+    lastProgress = performance.now()
+    if (lastProgress - start >= DURATION_MS || acked * PAYLOAD_BYTES >= MAX_BYTES) done = true
+    pump()
+  })
+  const sweeper = setInterval(() => {
+    const now = performance.now()
+    if (now - start >= DURATION_MS) done = true
+    if (now - lastProgress > STALL_MS) {
+      lost = sent - acked
+      lastProgress = now
+    }
+    pump()
+  }, 20)
+  pump()
+  await until(() => done, DURATION_MS + 5_000)
+  const seconds = (performance.now() - start) / 1000
+  const cpu = process.cpuUsage(cpuStart)
+  clearInterval(sweeper)
+  off()
+  const bytes = sink.received * PAYLOAD_BYTES
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6
+  return {
+    mbPerSec: bytes / seconds / 1e6,
+    cpuSecPerGb: cpuSeconds / (bytes / 1e9),
+    lost: sent - sink.received,
+    bytes,
+  }
+}
+
+interface Sink {
+  readonly address: { host: string; port: number }
+  readonly received: number
+  reset(): void
+}
+
+async function startSink(): Promise<Sink & { close(): Promise<void> }> {
+  const socket = await udpTransport.bind({ host: '127.0.0.90', port: 0 })
+  const ack = Buffer.alloc(8)
+  let received = 0
+  socket.onMessage((_data, from) => {
+    received += 1
+    if (received % ACK_EVERY === 0) {
+      ack.writeUInt32BE(received, 4)
+      socket.send(ack, from)
+    }
+  })
+  return {
+    address: socket.local,
+    get received() {
+      return received
+    },
+    reset() {
+      received = 0
+    },
+    close: () => socket.close(),
+  }
+}
+
+const net = await OverlayTestNetwork.create(
+  5,
+  (deps, i, bootstrap) =>
+    new TunnelCommunity(deps, {
+      walkIntervalMs: 100,
+      bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+      tunnel: { exit: i > 0 },
+      exitBindHost: host(i),
+    }),
+  // the per-source flood limit (20 000 packets/s) would cap a single circuit at about 20 MB/s
+  { transport: udpTransport, hostOf: host, endpoint: { rateLimit: false } },
+)
+const sink = await startSink()
+try {
+  await net.startAll()
+  const client = net.node(0).community
+  if (!(await until(() => client.getCandidates(PEER_FLAG_EXIT_BT).length === 4, 30_000))) {
+    throw new Error('the client did not meet the four exits')
+  }
+  console.log(
+    `tunnel throughput: ${PAYLOAD_BYTES}-byte UDP payloads, window ${WINDOW}, ${DURATION_MS} ms per run`,
+  )
+  console.log('hops   MB/s   CPU s/GB   lost   py-ipv8 MB/s   target   vs target   vs py-ipv8 (midpoint)')
+  for (const hops of [1, 3]) {
+    const socket = circuitDatagramSocket(client, hops) // keeps circuits of this length wanted
+    const circuit = await client.circuit(hops, { timeoutMs: 30_000 })
+    const r = await measure(client, circuit, sink)
+    const ref = REFERENCE[hops] as { mbPerSec: string; target: number }
+    const [lo, hi] = ref.mbPerSec.split('-').map(Number) as [number, number]
+    console.log(
+      `${String(hops).padStart(4)} ${r.mbPerSec.toFixed(1).padStart(6)} ${r.cpuSecPerGb.toFixed(1).padStart(10)} ${String(r.lost).padStart(6)} ${ref.mbPerSec.padStart(14)} ${String(ref.target).padStart(8)} ${(r.mbPerSec / ref.target).toFixed(2).padStart(10)}x ${(r.mbPerSec / ((lo + hi) / 2)).toFixed(1).padStart(10)}x`,
+    )
+    await socket.close()
+  }
+} finally {
+  await net.stopAll()
+  await sink.close()
+}
