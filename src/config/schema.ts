@@ -134,6 +134,14 @@ export const TRIBLER_TS_SCHEMA: ConfigSchema = {
     },
     max_file_bytes: int(10 * 1024 * 1024, { min: 64 * 1024 }, 'the log file is rotated beyond this size'),
   },
+  tunnels: {
+    min_circuits: int(
+      3,
+      { min: 1, max: 32 },
+      'circuits kept per hop count while anonymous traffic needs them, at least',
+    ),
+    max_circuits: int(8, { min: 1, max: 32 }, 'circuits kept per hop count, at most'),
+  },
 }
 
 /** Every declared setting: config.spec followed by the Tribler.ts additions. */

@@ -48,6 +48,7 @@ describe('Ipv8Service', () => {
     expect(service.address).toEqual({ host: '127.0.0.1', port: 8090 })
     expect(ports.get('dispersy~port')).toBe(8090)
     expect(service.overlays.map((o) => o.constructor.name)).toEqual(['DiscoveryCommunity', 'Community'])
+    expect(service.tunnels).toBeUndefined()
     expect((await stat(join(keys, 'ec_multichain.pem'))).mode & 0o777).toBe(0o600)
     expect(service.statistics()).toMatchObject({ total_up: 0, total_down: 0 })
     await service.stop()
@@ -76,6 +77,43 @@ describe('Ipv8Service', () => {
     expect(discovery.network.getPeer(b.key?.mid ?? Buffer.alloc(0))).toBeDefined()
     await b.stop()
     await a.stop()
+  })
+
+  it('runs the Tribler tunnel community when tunnel_community.enabled, as an exit when exitnode_enabled', async () => {
+    const transport = new MemoryNetwork()
+    const tunnel = { 'tunnel_community~enabled': true, 'tunnels~min_circuits': 2, 'tunnels~max_circuits': 5 }
+    const exit = new Ipv8Service(
+      {
+        config: config({ ...tunnel, 'tunnel_community~exitnode_enabled': true }),
+        publicNetwork: false,
+        paths: { keys: await keysDir() },
+      },
+      { transport, exitTransport: transport },
+    )
+    const client = new Ipv8Service(
+      {
+        config: config({
+          ...tunnel,
+          'ipv8~address': '127.0.0.2',
+          'ipv8~bootstrap_override': '127.0.0.1:8090',
+        }),
+        publicNetwork: false,
+        paths: { keys: await keysDir() },
+      },
+      { transport },
+    )
+    await exit.start()
+    await client.start()
+    const tunnels = client.tunnels
+    expect(tunnels?.communityId.toString('hex')).toBe('a3591a6bd89bbaca0974062a1287afcfbc6fd6bc')
+    expect(tunnels?.settings).toMatchObject({ minCircuits: 2, maxCircuits: 5, exit: false })
+    expect(exit.tunnels?.peerFlags).toEqual([1, 2, 4, 8])
+    for (let i = 0; i < 100 && tunnels?.getCandidates(2).length === 0; i++)
+      await new Promise((r) => setTimeout(r, 20))
+    expect(tunnels?.getCandidates(2).map((p) => p.mid)).toEqual([exit.key?.mid])
+    await client.stop()
+    await exit.stop()
+    expect(exit.tunnels?.running).toBe(false)
   })
 
   it('does nothing when ipv8.enabled is off', async () => {

@@ -11,6 +11,7 @@ import { DiscoveryCommunity } from './discovery/index.js'
 import { Ipv8Endpoint } from './endpoint/index.js'
 import { Ipv8Error } from './errors.js'
 import { loadOrCreateKeyFile, type PrivateKey } from './keys/index.js'
+import { TRIBLER_TUNNEL_COMMUNITY_ID, TunnelCommunity } from './tunnel/index.js'
 
 const log = logger('ipv8')
 
@@ -44,6 +45,8 @@ export interface Ipv8ServiceOptions {
   port?: number
   /** Bootstrap addresses; default `ipv8.bootstrap_override` (`host:port`). */
   bootstrap?: SocketAddress[]
+  /** Where tunnel exit sockets come from (default real UDP). */
+  exitTransport?: DatagramTransport
 }
 
 /** A community added to the service: built once the endpoint and key exist. */
@@ -51,7 +54,8 @@ export type OverlayFactory = (deps: CommunityDeps, service: Ipv8Service) => Comm
 
 /**
  * The IPv8 part of the core: the identity key (created on first start), one UDP socket and its endpoint, the
- * DiscoveryCommunity and every overlay added with {@link Ipv8Service.addOverlay} (tunnels, TrustChain, ...).
+ * DiscoveryCommunity, Tribler's tunnel community (when `tunnel_community.enabled`; an exit when
+ * `tunnel_community.exitnode_enabled`) and every overlay added with {@link Ipv8Service.addOverlay}.
  * Stops the overlays in reverse order, then the endpoint and the socket.
  *
  * @example
@@ -99,6 +103,11 @@ export class Ipv8Service implements Service {
   /** The running overlays, DiscoveryCommunity first. */
   get overlays(): readonly Community[] {
     return this.#overlays
+  }
+
+  /** The tunnel community, while it runs. */
+  get tunnels(): TunnelCommunity | undefined {
+    return this.#overlays.find((o): o is TunnelCommunity => o instanceof TunnelCommunity)
   }
 
   /** The endpoint, once started. */
@@ -153,6 +162,8 @@ export class Ipv8Service implements Service {
     this.#overlays.push(
       new DiscoveryCommunity(deps, { services: () => this.#overlays.map((o) => o.communityId) }),
     )
+    if (this.#deps.config.getBoolean('tunnel_community', 'enabled'))
+      this.#overlays.push(this.#tunnelCommunity(deps))
     for (const factory of this.#factories) this.#overlays.push(factory(deps, this))
     for (const overlay of this.#overlays) await overlay.start()
     if (this.statisticsSupported) for (const overlay of this.#overlays) overlay.enableStatistics(true)
@@ -167,6 +178,28 @@ export class Ipv8Service implements Service {
     this.#endpoint = undefined
     this.#socket = undefined
     this.#startedMs = undefined
+  }
+
+  #tunnelCommunity(deps: CommunityDeps): TunnelCommunity {
+    const config = this.#deps.config
+    const positive = (key: string, fallback: number): number => {
+      const value = config.getNumber('tunnels', key)
+      return Number.isInteger(value) && value > 0 ? value : fallback
+    }
+    const minCircuits = positive('min_circuits', 3)
+    const host = config.getString('ipv8', 'address')
+    return new TunnelCommunity(
+      { ...deps, ...(this.#opts.exitTransport !== undefined && { exitTransport: this.#opts.exitTransport }) },
+      {
+        communityId: TRIBLER_TUNNEL_COMMUNITY_ID,
+        tunnel: {
+          exit: config.getBoolean('tunnel_community', 'exitnode_enabled'),
+          minCircuits,
+          maxCircuits: Math.max(minCircuits, positive('max_circuits', 8)),
+        },
+        ...(host !== '' && host !== '0.0.0.0' && { exitBindHost: host }),
+      },
+    )
   }
 
   async #bind(): Promise<DatagramSocket> {

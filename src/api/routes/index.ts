@@ -7,6 +7,7 @@ import { ipv8Routes } from './ipv8.js'
 import { settingsRoutes } from './settings.js'
 import { torrentinfoRoutes } from './torrentinfo.js'
 import { torrentsRoutes } from './torrents.js'
+import { tunnelRoutes } from './tunnel.js'
 
 /** Every route module, mounted in this order. Add a subsystem's module here. */
 export const ROUTE_MODULES: readonly RouteModule[] = [
@@ -18,4 +19,5 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   torrentsRoutes,
   downloadsRoutes,
   torrentinfoRoutes,
+  tunnelRoutes,
 ]

@@ -1,0 +1,189 @@
+import { Ipv8Service, type TunnelCommunity } from '../../ipv8/index.js'
+import { ApiError } from '../errors.js'
+import { COMMON_ERRORS } from '../schemas.js'
+import type { RouteModule } from '../types.js'
+
+const array = (items: Record<string, unknown>) => ({ type: 'array', items }) as const
+const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) =>
+  ({ type: 'object', properties, required }) as const
+const INT = { type: 'integer' } as const
+
+/** py-ipv8's state names. */
+const STATE_NAMES = { extending: 'EXTENDING', ready: 'READY', closing: 'CLOSING' } as const
+
+/**
+ * The tunnel routes: `/debug/circuits` and `/debug/circuits/slots` (REST contract §9) and py-ipv8's
+ * `/ipv8/tunnel/circuits|relays|exits` (§13). All answer 404 while the tunnel community is not running.
+ */
+export const tunnelRoutes: RouteModule = (app, { session }) => {
+  const tunnels = (): TunnelCommunity => {
+    const ipv8 = session.service('ipv8')
+    const community = ipv8 instanceof Ipv8Service ? ipv8.tunnels : undefined
+    if (community === undefined || !community.running)
+      throw new ApiError('NOT_FOUND', {}, 'tunnel community not found')
+    return community
+  }
+
+  app.get(
+    '/debug/circuits',
+    {
+      schema: {
+        tags: ['debug'],
+        summary: 'The circuits this node built',
+        description: 'Only the first hop of a circuit has a known address; later hops show `unknown`.',
+        response: {
+          200: obj({
+            circuits: array(
+              obj({
+                id: INT,
+                state: { type: 'string' },
+                goal_hops: INT,
+                bytes_up: INT,
+                bytes_down: INT,
+                created: { type: 'number' },
+                hops: array(obj({ host: { type: 'string' } })),
+              }),
+            ),
+          }),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    () => ({
+      circuits: [...tunnels().circuits.values()].map((c) => ({
+        id: c.circuitId,
+        state: STATE_NAMES[c.state],
+        goal_hops: c.goalHops,
+        bytes_up: c.bytesUp,
+        bytes_down: c.bytesDown,
+        created: c.createdAtMs / 1000,
+        hops: c.hops.map((hop) => ({
+          host: hop.address === undefined ? 'unknown' : `${hop.address.host}:${hop.address.port}`,
+        })),
+      })),
+    }),
+  )
+
+  app.get(
+    '/debug/circuits/slots',
+    {
+      schema: {
+        tags: ['debug'],
+        summary: 'Download slots of the anonymous SOCKS5 proxy',
+        description:
+          'Random slots hold a circuit id or null, competing slots `[balance, circuit id or null]`. Anonymous ' +
+          'downloads are not supported yet, so no slot is ever assigned.',
+        response: {
+          200: obj({ slots: obj({ random: { type: 'array' }, competing: { type: 'array' } }) }),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    () => {
+      tunnels()
+      const count = (key: string): number => Math.max(0, session.config.getNumber('tunnel_community', key))
+      return {
+        slots: {
+          random: Array.from({ length: count('random_slots') }, () => null),
+          competing: Array.from({ length: count('competing_slots') }, () => [0, null]),
+        },
+      }
+    },
+  )
+
+  app.get(
+    '/ipv8/tunnel/circuits',
+    {
+      schema: {
+        tags: ['ipv8'],
+        summary: 'Circuits this node built (py-ipv8 view)',
+        response: {
+          200: obj({
+            circuits: array(
+              obj({
+                circuit_id: INT,
+                goal_hops: INT,
+                actual_hops: INT,
+                type: { type: 'string' },
+                state: { type: 'string' },
+                bytes_up: INT,
+                bytes_down: INT,
+              }),
+            ),
+          }),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    () => ({
+      circuits: [...tunnels().circuits.values()].map((c) => ({
+        circuit_id: c.circuitId,
+        goal_hops: c.goalHops,
+        actual_hops: c.hops.length,
+        type: 'DATA',
+        state: STATE_NAMES[c.state],
+        bytes_up: c.bytesUp,
+        bytes_down: c.bytesDown,
+      })),
+    }),
+  )
+
+  app.get(
+    '/ipv8/tunnel/relays',
+    {
+      schema: {
+        tags: ['ipv8'],
+        summary: 'Relay routes this node carries for others',
+        response: {
+          200: obj({
+            relays: array(
+              obj({
+                circuit_from: INT,
+                circuit_to: INT,
+                is_rendezvous: { type: 'boolean' },
+                bytes_up: INT,
+                bytes_down: INT,
+              }),
+            ),
+          }),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    () => ({
+      relays: [...tunnels().relays].map(([from, route]) => ({
+        circuit_from: from,
+        circuit_to: route.circuitId,
+        is_rendezvous: false,
+        bytes_up: route.bytesUp,
+        bytes_down: route.bytesDown,
+      })),
+    }),
+  )
+
+  app.get(
+    '/ipv8/tunnel/exits',
+    {
+      schema: {
+        tags: ['ipv8'],
+        summary: 'Exit sockets (last hops of other nodes’ circuits)',
+        response: {
+          200: obj({
+            exits: array(
+              obj({ circuit_from: INT, enabled: { type: 'boolean' }, bytes_up: INT, bytes_down: INT }),
+            ),
+          }),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
+    () => ({
+      exits: [...tunnels().exitSockets.values()].map((exit) => ({
+        circuit_from: exit.circuitId,
+        enabled: exit.enabled,
+        bytes_up: exit.bytesUp,
+        bytes_down: exit.bytesDown,
+      })),
+    }),
+  )
+}
