@@ -141,6 +141,11 @@ export interface PeerWireEvents {
   piece: BlockMessage
   /** The peer rejected one of our requests (BEP 6). */
   reject: BlockRequest
+  /**
+   * A request sent with {@link PeerWire.requestBlock} will not be answered: rejected, dropped by a choke, timed out,
+   * cancelled or the connection closed.
+   */
+  requestFailed: BlockRequest & { error: PeerWireError }
   suggest: number
   /** The peer lets us request this piece while choked. */
   allowedFast: number
@@ -492,6 +497,28 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
       this.#outgoing.set(key, { index, begin, length, resolve, reject, sentAt: this.#clock.monotonic() })
       this.#sendMessage(Request.encode({ index, begin, length }))
     })
+  }
+
+  /**
+   * Sends a request without a promise, for pipelines of hundreds of blocks: the block arrives as a `piece` event,
+   * a failure as a `requestFailed` event. Returns false (and sends nothing) when it cannot be sent now: closed,
+   * choked and not allowed fast, no {@link requestSlots} left, or already requested.
+   */
+  requestBlock(index: number, begin: number, length: number): boolean {
+    if (this.#closed || this.requestSlots === 0) return false
+    if (this.peerChoking && !this.allowedFastFromPeer.has(index)) return false
+    const key = blockKey(index, begin)
+    if (this.#outgoing.has(key)) return false
+    this.#outgoing.set(key, {
+      index,
+      begin,
+      length,
+      resolve: NOOP,
+      reject: (error) => this.emit('requestFailed', { index, begin, length, error }),
+      sentAt: this.#clock.monotonic(),
+    })
+    this.#sendMessage(Request.encode({ index, begin, length }))
+    return true
   }
 
   /** Withdraws a request of ours; its promise rejects with `REQUEST_CANCELLED`. */
@@ -1053,6 +1080,7 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
 }
 
 const EMPTY = Buffer.alloc(0)
+const NOOP = (): void => {}
 
 function popcount(byte: number): number {
   let n = byte - ((byte >> 1) & 0x55)

@@ -59,6 +59,7 @@ export class Storage {
   #realDownloadDir: string | undefined
   #priorities: FilePriority[]
   readonly #handles = new Map<number, PooledHandle>()
+  readonly #opening = new Map<number, Promise<PooledHandle>>()
   #closed = false
 
   constructor(opts: StorageOptions) {
@@ -357,7 +358,30 @@ export class Storage {
     })
   }
 
+  /** One open at a time per file: concurrent reads and writes of a file share the handle being opened. */
   async #acquire(fileIndex: number, file: string, write: boolean): Promise<PooledHandle> {
+    for (;;) {
+      const opening = this.#opening.get(fileIndex)
+      if (opening === undefined) break
+      await opening.catch(() => undefined)
+    }
+    const run = this.#acquireNow(fileIndex, file, write)
+    this.#opening.set(fileIndex, run)
+    try {
+      const pooled = await run
+      if (this.#closed) {
+        // Closed while opening: the handle must not outlive the storage.
+        this.#handles.delete(fileIndex)
+        if (pooled.busy === 0) await pooled.handle.close().catch(() => undefined)
+        throw new StorageError('CLOSED')
+      }
+      return pooled
+    } finally {
+      if (this.#opening.get(fileIndex) === run) this.#opening.delete(fileIndex)
+    }
+  }
+
+  async #acquireNow(fileIndex: number, file: string, write: boolean): Promise<PooledHandle> {
     const existing = this.#handles.get(fileIndex)
     if (existing !== undefined && (existing.writable || !write)) {
       // Map order is the LRU order.

@@ -1,0 +1,346 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import * as fsp from 'node:fs/promises'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { DownloadState } from '../engine/types.js'
+import type { PeerWire } from '../peer-wire/index.js'
+import { decideUnchokes } from './choker.js'
+import type { Download } from './download.js'
+import { MemorySwarm, makeTorrent, sameBytes, type TestTorrent, until } from './swarm.test-support.js'
+
+const SEED = { host: '10.0.0.1', port: 6881 }
+const SEED2 = { host: '10.0.0.2', port: 6881 }
+const LEECH = { host: '10.0.0.3', port: 6881 }
+const LEECH2 = { host: '10.0.0.4', port: 6881 }
+const EVIL = { host: '10.0.0.66', port: 6881 }
+
+const cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+async function fixture(sizes: Record<string, number>, pieceLength = 32_768): Promise<TestTorrent> {
+  const t = await makeTorrent(sizes, { pieceLength })
+  cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+  return t
+}
+
+function swarm(): MemorySwarm {
+  const s = new MemorySwarm()
+  cleanup.push(() => s.stopAll())
+  return s
+}
+
+function states(dl: Download): DownloadState[] {
+  const seen: DownloadState[] = [dl.state]
+  dl.events.on('state', (s) => seen.push(s))
+  return seen
+}
+
+describe('Download over in-memory connections', () => {
+  it('checks existing data, seeds it, and a leecher downloads every byte of a multi-file torrent', async () => {
+    const t = await fixture({ 'a.bin': 700_000, 'sub/b.bin': 123_457, 'c.bin': 1 })
+    const s = swarm()
+    const seed = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    const seedStates = states(seed)
+    await seed.start()
+    expect(seed.state).toBe('DLSTATUS_SEEDING')
+    expect(seedStates).toContain('DLSTATUS_HASHCHECKING')
+    expect(seed.rechecked).toBe(true)
+
+    const dir = path.join(t.root, 'leech')
+    const leech = s.add(LEECH, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: dir })
+    const leechStates = states(leech)
+    let finished = 0
+    leech.events.on('finished', () => finished++)
+    await leech.start()
+    expect(leech.state).toBe('DLSTATUS_DOWNLOADING')
+    expect(leech.rechecked).toBe(false)
+    leech.addPeers([SEED], 'manual')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'leech to finish')
+    expect(finished).toBe(1)
+    expect(await sameBytes(t, dir)).toBe(true)
+    expect(leechStates).toEqual(['DLSTATUS_STOPPED', 'DLSTATUS_DOWNLOADING', 'DLSTATUS_SEEDING'])
+    const status = leech.status()
+    expect(status.progress).toBe(1)
+    expect(status.totalDown).toBeGreaterThanOrEqual(t.torrent.totalLength)
+    expect(seed.status().totalUp).toBeGreaterThanOrEqual(t.torrent.totalLength)
+    expect(leech.files().every((f) => f.progress === 1 && f.included)).toBe(true)
+    expect(leech.pieces()).toEqual(seed.pieces())
+  })
+
+  it('keeps at least 64 requests in flight to a peer that answers slowly', async () => {
+    const t = await fixture({ 'a.bin': 4 * 1024 * 1024 }, 262_144)
+    const s = swarm()
+    let maxQueued = 0
+    const held: Array<() => void> = []
+    s.listen(SEED, (wire: PeerWire) => {
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+        wire.haveAll()
+        wire.unchoke()
+      })
+      wire.on('request', () => {
+        maxQueued = Math.max(maxQueued, wire.peerRequests.length)
+        held.push(() => {})
+      })
+    })
+    const leech = s.add(LEECH, {
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: path.join(t.root, 'leech'),
+    })
+    await leech.start()
+    leech.addPeers([SEED], 'manual')
+    await until(() => maxQueued >= 64, 10_000, '64 queued requests')
+    expect(maxQueued).toBeGreaterThanOrEqual(64)
+  })
+
+  it('downloads only the selected files, leaving skipped files uncreated', async () => {
+    const t = await fixture({ 'a.bin': 300_000, 'b.bin': 300_000, 'c.bin': 300_000 })
+    const s = swarm()
+    const seed = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    await seed.start()
+    const dir = path.join(t.root, 'leech')
+    const indexOf = (name: string): number => t.torrent.files.find((f) => f.path.endsWith(name))!.index
+    const leech = s.add(LEECH, {
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: dir,
+      selectedFiles: [indexOf('a.bin'), indexOf('c.bin')],
+    })
+    await leech.start()
+    leech.addPeers([SEED], 'manual')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'selected files')
+    expect(await sameBytes(t, dir, ['a.bin', 'c.bin'])).toBe(true)
+    expect(existsSync(path.join(dir, t.torrent.name, 'b.bin'))).toBe(false)
+    const files = leech.files()
+    expect(files.find((f) => f.name.endsWith('b.bin'))?.included).toBe(false)
+    expect(files.find((f) => f.name.endsWith('b.bin'))!.progress).toBeLessThan(1)
+    expect(leech.status().progress).toBe(1)
+
+    // Selecting the skipped file later resumes downloading it.
+    await leech.setSelectedFiles([])
+    await until(() => leech.state === 'DLSTATUS_SEEDING' && leech.isComplete, 20_000, 'all files')
+    expect(await sameBytes(t, dir)).toBe(true)
+  })
+
+  it('gets the metadata of a magnet from a peer (BEP 9), then downloads', async () => {
+    const t = await fixture({ 'a.bin': 500_000, 'b.bin': 70_000 })
+    const s = swarm()
+    const seed = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    await seed.start()
+    const dir = path.join(t.root, 'leech')
+    const leech = s.add(LEECH, { infoHash: t.torrent.infoHash, downloadDir: dir })
+    const seen = states(leech)
+    let metadataName = ''
+    leech.events.on('metadata', (info) => {
+      metadataName = info.name
+    })
+    await leech.start()
+    expect(leech.state).toBe('DLSTATUS_METADATA')
+    expect(leech.status().name).toBe('Unknown name')
+    expect(leech.status().hasMetadata).toBe(false)
+    expect(leech.files()).toEqual([])
+    leech.addPeers([SEED], 'manual')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'magnet download')
+    expect(metadataName).toBe(t.torrent.name)
+    expect(leech.status().name).toBe(t.torrent.displayName)
+    expect(seen).toEqual([
+      'DLSTATUS_STOPPED',
+      'DLSTATUS_METADATA',
+      'DLSTATUS_DOWNLOADING',
+      'DLSTATUS_SEEDING',
+    ])
+    expect(await sameBytes(t, dir)).toBe(true)
+  })
+
+  it('bans a peer whose pieces fail the hash check and completes from a good peer', async () => {
+    const t = await fixture({ 'a.bin': 1_000_000 })
+    const s = swarm()
+    let evilBlocks = 0
+    s.listen(EVIL, (wire: PeerWire) => {
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+        wire.haveAll()
+        wire.unchoke()
+      })
+      wire.on('request', (req) => {
+        evilBlocks++
+        wire.piece(req.index, req.begin, randomBytes(req.length))
+      })
+    })
+    const dir = path.join(t.root, 'leech')
+    const leech = s.add(LEECH, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: dir })
+    const banned: string[] = []
+    leech.events.on('banned', ({ host }) => banned.push(host))
+    await leech.start()
+    leech.addPeers([EVIL], 'manual')
+    await until(() => banned.length > 0, 15_000, 'the ban')
+    expect(banned).toEqual([EVIL.host])
+    expect(leech.totals.hashFailures).toBeGreaterThan(0)
+    expect(evilBlocks).toBeGreaterThan(0)
+    // A banned host is never dialled again, whatever source names it.
+    leech.addPeers([EVIL], 'tracker')
+
+    const seed = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    await seed.start()
+    const blocksBefore = evilBlocks
+    leech.addPeers([SEED], 'manual')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'completion from the good peer')
+    expect(await sameBytes(t, dir)).toBe(true)
+    expect(evilBlocks).toBe(blocksBefore)
+    expect(leech.peers().some((p) => p.ip === EVIL.host)).toBe(false)
+  })
+
+  it('stops seeding when the ratio of the seeding policy is reached, and at once with "never"', async () => {
+    const t = await fixture({ 'a.bin': 400_000 })
+    const s = swarm()
+    const seed = s.add(
+      SEED,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir },
+      { seedingPolicy: () => ({ mode: 'ratio', ratio: 1, timeMinutes: 60 }) },
+    )
+    let seedDone = 0
+    seed.events.on('seedingDone', () => seedDone++)
+    await seed.start()
+    const leech = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: path.join(t.root, 'leech') },
+      { seedingPolicy: () => ({ mode: 'never', ratio: 0, timeMinutes: 0 }) },
+    )
+    let leechDone = 0
+    leech.events.on('seedingDone', () => leechDone++)
+    await leech.start()
+    leech.addPeers([SEED], 'manual')
+    await until(() => leechDone === 1 && seedDone === 1, 20_000, 'both to stop')
+    expect(leech.state).toBe('DLSTATUS_STOPPED')
+    expect(seed.state).toBe('DLSTATUS_STOPPED')
+    expect(seed.totals.up).toBeGreaterThanOrEqual(t.torrent.totalLength)
+  })
+
+  it('resumes from resume data without hashing again and without downloading verified pieces', async () => {
+    const t = await fixture({ 'a.bin': 600_000 })
+    const s = swarm()
+    const seed = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    await seed.start()
+    const dir = path.join(t.root, 'leech')
+    let saved: Buffer | undefined
+    const first = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: dir },
+      {
+        saveResumeData: async (data) => {
+          saved = data
+        },
+      },
+    )
+    await first.start()
+    first.addPeers([SEED], 'manual')
+    await until(() => first.state === 'DLSTATUS_SEEDING', 20_000, 'first run')
+    await first.stop()
+    expect(saved).toBeDefined()
+
+    const second = s.add(LEECH2, {
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: dir,
+      resumeData: saved!,
+    })
+    const seen = states(second)
+    await second.start()
+    expect(second.rechecked).toBe(false)
+    expect(seen).not.toContain('DLSTATUS_HASHCHECKING')
+    expect(second.state).toBe('DLSTATUS_SEEDING')
+    expect(second.totals.down).toBe(0)
+  })
+
+  it('stops only the download whose folder cannot be written, with the error text', async () => {
+    const t = await fixture({ 'a.bin': 200_000 })
+    const s = swarm()
+    const seed = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    await seed.start()
+    // A file where the download folder should be: every write fails.
+    const blocked = path.join(t.root, 'blocked')
+    await fsp.writeFile(blocked, 'not a folder')
+    const bad = s.add(LEECH, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: blocked })
+    const errors: string[] = []
+    bad.events.on('error', (text) => errors.push(text))
+    const good = s.add(LEECH2, {
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: path.join(t.root, 'good'),
+    })
+    await bad.start()
+    await good.start()
+    bad.addPeers([SEED], 'manual')
+    good.addPeers([SEED], 'manual')
+    await until(() => bad.state === 'DLSTATUS_STOPPED_ON_ERROR', 20_000, 'the error')
+    expect(errors).toHaveLength(1)
+    expect(bad.status().error).not.toBe('')
+    await until(() => good.state === 'DLSTATUS_SEEDING', 20_000, 'the good download')
+    expect(seed.state).toBe('DLSTATUS_SEEDING')
+  })
+
+  it('downloads from two seeds at once and gets blocks from both', async () => {
+    const t = await fixture({ 'a.bin': 2_000_000 })
+    const s = swarm()
+    const dir2 = path.join(t.root, 'seed2')
+    await fsp.cp(t.seedDir, dir2, { recursive: true })
+    const a = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    const b = s.add(SEED2, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: dir2 })
+    await a.start()
+    await b.start()
+    const dir = path.join(t.root, 'leech')
+    const leech = s.add(LEECH, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: dir })
+    await leech.start()
+    leech.addPeers([SEED, SEED2], 'manual')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'download from two seeds')
+    expect(await sameBytes(t, dir)).toBe(true)
+    expect(a.totals.up).toBeGreaterThan(0)
+    expect(b.totals.up).toBeGreaterThan(0)
+  })
+})
+
+describe('decideUnchokes', () => {
+  const peer = (id: string, downRate: number, upRate = 0, interested = true, uploadOnly = false) => ({
+    id,
+    interested,
+    downRate,
+    upRate,
+    uploadOnly,
+  })
+  const base = { slots: 2, seeding: false, optimistic: undefined, rotateOptimistic: false, random: () => 0 }
+
+  it('unchokes the interested peers that upload to us fastest, plus one optimistic', () => {
+    const d = decideUnchokes({
+      ...base,
+      peers: [peer('a', 10), peer('b', 300), peer('c', 200), peer('d', 5, 0, false), peer('e', 1)],
+    })
+    expect([...d.unchoke].sort()).toEqual(['a', 'b', 'c'])
+    expect(d.optimistic).toBe('a')
+  })
+
+  it('ranks by our upload rate when seeding and never unchokes seeds', () => {
+    const d = decideUnchokes({
+      ...base,
+      seeding: true,
+      peers: [peer('a', 0, 50), peer('b', 0, 10), peer('c', 0, 90), peer('s', 0, 999, true, true)],
+    })
+    expect(d.unchoke.has('c') && d.unchoke.has('a')).toBe(true)
+    expect(d.unchoke.has('s')).toBe(false)
+    expect(d.optimistic).toBe('b')
+  })
+
+  it('keeps the optimistic unchoke until it is time to rotate, then picks another', () => {
+    const peers = [peer('a', 100), peer('b', 90), peer('c', 1), peer('d', 1)]
+    const kept = decideUnchokes({ ...base, peers, optimistic: 'd' })
+    expect(kept.optimistic).toBe('d')
+    const rotated = decideUnchokes({ ...base, peers, optimistic: 'd', rotateOptimistic: true })
+    expect(rotated.optimistic).toBe('c')
+    expect(rotated.unchoke.has('d')).toBe(false)
+  })
+})

@@ -1,0 +1,85 @@
+import type { Duplex } from 'node:stream'
+import type { Clock, Logger } from '../../common/index.js'
+import { TriblerError } from '../../common/index.js'
+import type { SocketAddress } from '../../net/index.js'
+
+/** Where a peer address came from. */
+export type PeerSource = 'tracker' | 'dht' | 'pex' | 'lsd' | 'manual' | 'incoming'
+
+/** An open byte stream to a peer and the transport it runs over. */
+export interface PeerConnection {
+  readonly stream: Duplex
+  readonly transport: 'tcp' | 'utp'
+}
+
+/** Dials a peer: a TCP socket, a uTP stream, or one end of an in-process pair in tests. */
+export type PeerConnector = (peer: SocketAddress, opts: { signal: AbortSignal }) => Promise<PeerConnection>
+
+/**
+ * Bandwidth budget shared by downloads (a token bucket, global and per download). Without one, transfers are not
+ * limited.
+ */
+export interface TransferLimiter {
+  /** Takes up to `bytes` of budget in `direction` now; returns the bytes granted (0..bytes). */
+  take(direction: 'down' | 'up', bytes: number): number
+  /** Calls `fn` once when budget in `direction` may be available again. */
+  whenAvailable(direction: 'down' | 'up', fn: () => void): void
+}
+
+/** When a finished download stops seeding (the `download_defaults.seeding_*` settings). */
+export interface SeedingPolicy {
+  readonly mode: 'ratio' | 'time' | 'never' | 'forever'
+  /** Upload / size at which `ratio` stops. */
+  readonly ratio: number
+  /** Minutes of seeding after which `time` stops. */
+  readonly timeMinutes: number
+}
+
+/** What a {@link Download} needs from its owner. */
+export interface DownloadDeps {
+  /** Dials outgoing peers. */
+  readonly connect: PeerConnector
+  /** Our 20-byte peer id. */
+  readonly peerId: Uint8Array
+  /** Our listen port, sent in the extended handshake. */
+  readonly listenPort?: number
+  readonly clock?: Clock
+  readonly logger?: Logger
+  readonly limiter?: TransferLimiter
+  /** The seeding policy, read whenever it is checked (so settings apply live). Default: seed forever. */
+  readonly seedingPolicy?: () => SeedingPolicy
+  /** Stores resume data (called periodically, on finish and on stop). */
+  readonly saveResumeData?: (data: Buffer) => Promise<void>
+  readonly random?: () => number
+}
+
+/** Tunables of a {@link Download}; every field has a default. */
+export interface DownloadTuning {
+  /** Open peer connections at most, both directions (default 50). */
+  readonly maxConnections?: number
+  /** Regular upload slots of the choker (default 4; one optimistic slot comes on top). */
+  readonly uploadSlots?: number
+  /** Seconds of a peer's download rate to keep requested (default 3, like libtorrent's request_queue_time). */
+  readonly requestQueueSec?: number
+  /** Outstanding requests per peer at least and at most (default 64 and 500). */
+  readonly minRequests?: number
+  readonly maxRequests?: number
+  /** Verified pieces waiting for the disk at most before requesting pauses (default 64 MiB). */
+  readonly maxPendingWriteBytes?: number
+  /** Hash failures a peer may be involved in before it is banned (default 2; a sole sender counts double). */
+  readonly banAfterHashFailures?: number
+  /** How often resume data is saved while pieces arrive (default 30 s). */
+  readonly resumeSaveIntervalMs?: number
+  readonly rechokeIntervalMs?: number
+  readonly optimisticUnchokeIntervalMs?: number
+  /** Time allowed to dial a peer (default 15 s). */
+  readonly connectTimeoutMs?: number
+  /** First delay before redialling a failed peer; doubled per failure (default 5 s, at most 10 minutes). */
+  readonly reconnectBaseMs?: number
+}
+
+/** Codes of {@link DownloadError}. */
+export type DownloadErrorCode = 'INVALID_STATE' | 'INVALID_SELECTION' | 'METADATA_MISMATCH'
+
+/** A misuse of a {@link Download}. Disk failures do not throw: they stop the download with an error text. */
+export class DownloadError extends TriblerError<DownloadErrorCode> {}
