@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ApiError, defaultGuiDir, RestApi } from '../api/index.js'
-import { DOWNLOAD_MANAGER_SERVICE, isDownloadManager } from '../bittorrent/engine/index.js'
+import { BitTorrentEngine, DOWNLOAD_MANAGER_SERVICE, isDownloadManager } from '../bittorrent/engine/index.js'
 import {
   configureLogging,
   errorMessage,
@@ -63,6 +63,7 @@ export interface CoreService {
  */
 export const CORE_SERVICES: CoreService[] = [
   { factory: (deps) => new Ipv8Service(deps), options: { readableState: 'Loading communities...' } },
+  { factory: (deps) => new BitTorrentEngine(deps), options: { readableState: 'Starting libtorrent...' } },
   {
     factory: (deps, session) =>
       new TorrentService(deps, {

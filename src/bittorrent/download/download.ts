@@ -12,7 +12,7 @@ import {
 } from '../../common/index.js'
 import { parseInfoDictionary, type TorrentInfo } from '../../metainfo/index.js'
 import { formatAddress, type SocketAddress } from '../../net/index.js'
-import type { DownloadState, DownloadStatus, FileStatus, PeerStatus } from '../engine/types.js'
+import type { DownloadState, DownloadStatus, FileStatus, PeerStatus } from '../engine/index.js'
 import {
   type BlockRequest,
   PeerWire,
@@ -178,6 +178,7 @@ export class Download {
   #wastedBytes = 0
   #hashFailures = 0
   #rechecked = false
+  readonly #connections = { tcp: 0, utp: 0 }
   #resume: Uint8Array | undefined
 
   constructor(deps: DownloadDeps, opts: DownloadOptions) {
@@ -233,6 +234,11 @@ export class Download {
       wasted: this.#wastedBytes,
       hashFailures: this.#hashFailures,
     }
+  }
+
+  /** Peers that completed a handshake since this object was made, by transport. */
+  get connections(): { readonly tcp: number; readonly utp: number } {
+    return { ...this.#connections }
   }
 
   /** Hosts banned for corrupt data. */
@@ -725,6 +731,7 @@ export class Download {
       }
     }
     peer.active = true
+    this.#connections[peer.transport]++
     if (this.#ready()) this.#picker?.addPeer(peer)
     if (peer.candidate !== undefined) peer.candidate.failures = 0
     if (peer.direction === 'R') this.#rememberIncoming(peer)

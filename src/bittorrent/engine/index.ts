@@ -1,7 +1,21 @@
 /**
  * The BitTorrent engine as the rest of the core sees it: a {@link DownloadManager} of downloads with REST-shaped
- * status snapshots.
+ * status snapshots, and the service that implements it.
+ *
+ * @example
+ * ```ts
+ * import { BitTorrentEngine } from '../bittorrent/engine/index.js'
+ * session.addService((deps) => new BitTorrentEngine(deps), { readableState: 'Starting libtorrent...' })
+ * ```
  */
+export {
+  BitTorrentEngine,
+  type EngineDeps,
+  type EngineOptions,
+  PEER_ID_PREFIX,
+  torrentFileOf,
+} from './engine.js'
+export { type DownloadRecord, ENGINE_MIGRATIONS } from './persistence.js'
 export {
   type AddDownloadOptions,
   type AddDownloadResult,

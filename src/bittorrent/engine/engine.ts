@@ -1,0 +1,864 @@
+import { randomBytes } from 'node:crypto'
+import { constants as fsConstants } from 'node:fs'
+import { access, mkdir } from 'node:fs/promises'
+import net from 'node:net'
+import path from 'node:path'
+import type { Duplex } from 'node:stream'
+import {
+  type Clock,
+  errorMessage,
+  type Logger,
+  type Service,
+  TypedEmitter,
+  toHex,
+} from '../../common/index.js'
+import type { TriblerConfig } from '../../config/index.js'
+import {
+  MagnetError,
+  type MagnetLink,
+  MetainfoError,
+  parseMagnet,
+  parseTorrent,
+  type TorrentInfo,
+} from '../../metainfo/index.js'
+import { type DatagramSocket, type SocketAddress, udpTransport } from '../../net/index.js'
+import { defaultDownloadDir, type PortRegistry, type SessionEvents } from '../../session/index.js'
+import type { Store } from '../../store/index.js'
+import { DhtNode, fileDhtStateStore } from '../dht/index.js'
+import {
+  CLIENT_NAME,
+  Download,
+  type DownloadTuning,
+  type PeerConnection,
+  type PeerConnector,
+  type SeedingPolicy,
+  type TransferLimiter,
+} from '../download/index.js'
+import { bindLsdSocket, LocalServiceDiscovery, type LsdSocket } from '../lsd/index.js'
+import { PeerWire } from '../peer-wire/index.js'
+import { HttpTrackerClient, TrackerManager, UdpTrackerClient } from '../tracker/index.js'
+import { UtpSocket } from '../utp/index.js'
+import { type DownloadRecord, DownloadTable, ENGINE_MIGRATIONS } from './persistence.js'
+import {
+  type AddDownloadOptions,
+  type AddDownloadResult,
+  DOWNLOAD_MANAGER_SERVICE,
+  type DownloadEvents,
+  type DownloadHandle,
+  type DownloadManager,
+  type DownloadStatus,
+  EngineError,
+  type FileStatus,
+  type PeerStatus,
+  type TrackerStatusEntry,
+} from './types.js'
+
+/** Azureus-style client prefix of our peer ids. */
+export const PEER_ID_PREFIX = '-TS0100-'
+const DHT_REANNOUNCE_MS = 15 * 60_000
+const DHT_FIRST_LOOKUP_DELAY_MS = 1000
+
+/** What the engine takes from the session (a subset of its `ServiceDeps`). */
+export interface EngineDeps {
+  readonly config: TriblerConfig
+  readonly store: Store
+  readonly events: TypedEmitter<SessionEvents>
+  readonly clock: Clock
+  readonly logger: (namespace: string) => Logger
+  readonly publicNetwork: boolean
+  readonly paths: { readonly root: string; readonly resume: string }
+  readonly ports?: PortRegistry
+}
+
+/** Engine options for embedding and tests; the settings give every default. */
+export interface EngineOptions {
+  /** Address to listen on (default `0.0.0.0`). */
+  readonly listenHost?: string
+  /** Listen port; default `libtorrent.port` (-1 or unset picks a free one). */
+  readonly port?: number
+  /** Transports to use; default TCP on and uTP by `libtorrent.utp`. */
+  readonly tcp?: boolean
+  readonly utp?: boolean
+  /** DHT bootstrap nodes (default: the public routers with the public network, none without). */
+  readonly dhtBootstrap?: ReadonlyArray<string | SocketAddress>
+  /** Per-download tunables. */
+  readonly tuning?: DownloadTuning
+  /** Bandwidth limiter shared by every download. */
+  readonly limiter?: TransferLimiter
+  /** Default download folder when `download_defaults.saveas` is not set. */
+  readonly defaultDownloadDir?: string
+}
+
+/** A Download with its discovery (trackers, DHT) and its stored record. */
+class EngineDownload implements DownloadHandle {
+  readonly infoHash: string
+  record: DownloadRecord
+  download: Download
+  trackers: TrackerManager | undefined
+  dhtPeers = 0
+  pexPeers = 0
+  lsdPeers = 0
+  readonly #engine: BitTorrentEngine
+  #lookup: AbortController | undefined
+  #dhtTimer: ReturnType<typeof setTimeout> | undefined
+  readonly #extraTrackers: string[]
+
+  constructor(engine: BitTorrentEngine, record: DownloadRecord, download: Download, trackers: string[]) {
+    this.#engine = engine
+    this.infoHash = record.infoHash
+    this.record = record
+    this.download = download
+    this.#extraTrackers = trackers
+  }
+
+  get torrent(): TorrentInfo | undefined {
+    return this.download.torrent
+  }
+
+  /** Tracker tiers: the torrent's, then a magnet's `tr` ones. */
+  trackerTiers(): string[][] {
+    const tiers = (this.torrent?.trackers ?? []).map((t) => [...t])
+    for (const url of this.#extraTrackers) if (!tiers.some((t) => t.includes(url))) tiers.push([url])
+    return tiers
+  }
+
+  status(): DownloadStatus {
+    const base = this.download.status()
+    const trackers: TrackerStatusEntry[] = (this.trackers?.status ?? []).map((t) => ({
+      url: t.url,
+      peers: t.peers,
+      status: t.status,
+    }))
+    const isPrivate = this.torrent?.private === true
+    const dhtOn = this.#engine.dhtEnabled && !isPrivate
+    trackers.push(
+      { url: '[DHT]', peers: this.dhtPeers, status: dhtOn ? 'Working' : 'Disabled' },
+      { url: '[PeX]', peers: this.pexPeers, status: isPrivate ? 'Disabled' : 'Working' },
+      {
+        url: '[LSD]',
+        peers: this.lsdPeers,
+        status: this.#engine.lsdEnabled && !isPrivate ? 'Working' : 'Disabled',
+      },
+    )
+    return {
+      ...base,
+      trackers,
+      hops: this.record.hops,
+      safeSeeding: this.record.safeSeeding,
+      destination: this.record.destination,
+      timeAdded: this.record.timeAdded,
+    }
+  }
+
+  peers(): readonly PeerStatus[] {
+    return this.download.peers()
+  }
+
+  files(): readonly FileStatus[] {
+    return this.download.files()
+  }
+
+  pieces(): Uint8Array {
+    return this.download.pieces()
+  }
+
+  torrentFile(): Uint8Array | undefined {
+    return this.record.torrent ?? undefined
+  }
+
+  async resume(): Promise<void> {
+    this.#engine.update(this, { userStopped: false })
+    await this.startSwarm()
+  }
+
+  async stop(): Promise<void> {
+    this.#engine.update(this, { userStopped: true })
+    await this.stopSwarm()
+  }
+
+  async recheck(): Promise<void> {
+    const running = this.download.isRunning
+    await this.download.recheck()
+    if (running) this.#startDiscovery()
+  }
+
+  async setSelectedFiles(indices: readonly number[]): Promise<void> {
+    const torrent = this.torrent
+    if (torrent === undefined) {
+      for (const i of indices) if (!Number.isInteger(i) || i < 0) throw new RangeError(`bad file index ${i}`)
+      this.#engine.update(this, { selectedFiles: [...indices] })
+      return
+    }
+    await this.download.setSelectedFiles(indices)
+    this.#engine.update(this, { selectedFiles: [...indices] })
+  }
+
+  async startSwarm(): Promise<void> {
+    await this.download.start()
+    if (this.download.isRunning) this.#startDiscovery()
+  }
+
+  async stopSwarm(): Promise<void> {
+    this.#stopDiscovery()
+    await this.download.stop()
+  }
+
+  onFinished(): void {
+    void this.trackers?.announce('completed')
+  }
+
+  #startDiscovery(): void {
+    const engine = this.#engine
+    if (this.trackers === undefined) {
+      const tiers = this.trackerTiers()
+      if (tiers.length > 0) {
+        const trackers = engine.trackerManager(this, tiers)
+        trackers.events.on('peers', ({ peers }) => this.download.addPeers(peers, 'tracker'))
+        this.trackers = trackers
+        void trackers.start()
+      }
+    }
+    const isPrivate = this.torrent?.private === true
+    if (!isPrivate) engine.lsdAdd(this.download.infoHash)
+    if (engine.dhtEnabled && !isPrivate && this.#dhtTimer === undefined) {
+      const run = (): void => {
+        void this.#dhtLookup().finally(() => {
+          if (this.#dhtTimer !== undefined) this.#dhtTimer = setTimeout(run, DHT_REANNOUNCE_MS).unref()
+        })
+      }
+      this.#dhtTimer = setTimeout(run, DHT_FIRST_LOOKUP_DELAY_MS).unref()
+    }
+  }
+
+  #stopDiscovery(): void {
+    if (this.#dhtTimer !== undefined) clearTimeout(this.#dhtTimer)
+    this.#dhtTimer = undefined
+    this.#lookup?.abort()
+    this.#lookup = undefined
+    const trackers = this.trackers
+    this.trackers = undefined
+    void trackers?.stop()
+    this.#engine.lsdRemove(this.download.infoHash)
+  }
+
+  async #dhtLookup(): Promise<void> {
+    const dht = this.#engine.dht
+    if (dht === undefined) return
+    const lookup = new AbortController()
+    this.#lookup = lookup
+    try {
+      const onPeers = (peers: SocketAddress[]): void => {
+        this.dhtPeers += peers.length
+        this.download.addPeers(peers, 'dht')
+      }
+      await dht.announce(this.download.infoHash, this.#engine.port, { signal: lookup.signal, onPeers })
+    } catch {
+      // Lookups fail when the table is empty or the engine stops; the next round tries again.
+    }
+  }
+}
+
+/**
+ * The BitTorrent engine of the core: the {@link DownloadManager} the REST layer, CLI and watch folder use. One
+ * listen port carries TCP peers and, over one UDP socket, uTP peers, the DHT and UDP trackers. Incoming peers are
+ * routed to their download by info hash. Downloads, their choices and stop states are kept in the store, resume
+ * data under the state directory, so a restart (or a crash) resumes where it was.
+ *
+ * @example
+ * ```ts
+ * session.addService((deps) => new BitTorrentEngine(deps), { readableState: 'Starting libtorrent...' })
+ * const { infoHash } = await engine.add({ source: { kind: 'torrent', torrent: bytes } })
+ * engine.get(infoHash)?.status()
+ * ```
+ */
+export class BitTorrentEngine implements DownloadManager, Service {
+  readonly name = DOWNLOAD_MANAGER_SERVICE
+  readonly events = new TypedEmitter<DownloadEvents>()
+  /** Our peer id for this run. */
+  readonly peerId: Buffer
+  readonly #deps: EngineDeps
+  readonly #opts: EngineOptions
+  readonly #log: Logger
+  readonly #table: DownloadTable
+  readonly #downloads = new Map<string, EngineDownload>()
+  #running = false
+  #server: net.Server | undefined
+  #udp: DatagramSocket | undefined
+  #utp: UtpSocket | undefined
+  #dht: DhtNode | undefined
+  #lsd: LocalServiceDiscovery | undefined
+  #lsdSocket: LsdSocket | undefined
+  #http: HttpTrackerClient | undefined
+  #udpTracker: UdpTrackerClient | undefined
+  #port = 0
+  #utpEnabled = false
+  readonly #incoming = new Set<PeerWire>()
+
+  constructor(deps: EngineDeps, opts: EngineOptions = {}) {
+    this.#deps = deps
+    this.#opts = opts
+    this.#log = deps.logger('bittorrent:engine')
+    this.peerId = Buffer.concat([Buffer.from(PEER_ID_PREFIX, 'latin1'), randomBytes(12)])
+    deps.store.register(ENGINE_MIGRATIONS)
+    this.#table = new DownloadTable(() => deps.store.db, deps.paths.resume)
+  }
+
+  /** Whether `libtorrent.enabled` is on. */
+  get enabled(): boolean {
+    return this.#deps.config.getBoolean('libtorrent', 'enabled')
+  }
+
+  /** The listen port (TCP and UDP), once started. */
+  get port(): number {
+    return this.#port
+  }
+
+  get dht(): DhtNode | undefined {
+    return this.#dht
+  }
+
+  get dhtEnabled(): boolean {
+    return this.#dht !== undefined
+  }
+
+  get lsdEnabled(): boolean {
+    return this.#lsd !== undefined
+  }
+
+  // ---- lifecycle
+
+  async start(): Promise<void> {
+    if (this.#running || !this.enabled) return
+    await this.#listen()
+    this.#running = true
+    for (const record of this.#table.all()) {
+      try {
+        const handle = this.#open(record)
+        if (!record.userStopped) void handle.startSwarm().catch((err) => this.#reportError(handle, err))
+      } catch (err) {
+        this.#log.warn('a stored download could not be loaded', { infoHash: record.infoHash, err })
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return
+    this.#running = false
+    await Promise.allSettled([...this.#downloads.values()].map((h) => h.stopSwarm()))
+    for (const wire of this.#incoming) wire.destroy()
+    this.#incoming.clear()
+    await this.#lsd?.stop()
+    await this.#lsdSocket?.close()
+    await this.#dht?.stop()
+    this.#udpTracker?.close()
+    await this.#utp?.close()
+    await this.#udp?.close()
+    await new Promise<void>((resolve) => {
+      if (this.#server === undefined) resolve()
+      else this.#server.close(() => resolve())
+    })
+    this.#server = undefined
+  }
+
+  // ---- DownloadManager
+
+  async add(options: AddDownloadOptions): Promise<AddDownloadResult> {
+    this.#requireRunning()
+    const hops = options.hops ?? 0
+    if (hops > 0) {
+      throw new EngineError(
+        'ANON_NOT_SUPPORTED',
+        { hops },
+        'Anonymous downloads (hops > 0) are not supported yet; add it with 0 hops',
+      )
+    }
+    let torrent: TorrentInfo | undefined
+    let magnet: MagnetLink | undefined
+    let torrentBytes: Buffer | null = null
+    if (options.source.kind === 'torrent') {
+      try {
+        torrent = parseTorrent(options.source.torrent)
+      } catch (err) {
+        if (err instanceof MetainfoError) {
+          throw new EngineError('INVALID_TORRENT', { cause: err }, `Invalid torrent file: ${err.message}`)
+        }
+        throw err
+      }
+      torrentBytes = Buffer.from(options.source.torrent)
+    } else {
+      try {
+        magnet = parseMagnet(options.source.magnet)
+      } catch (err) {
+        if (err instanceof MagnetError) {
+          throw new EngineError('INVALID_MAGNET', { cause: err }, `Invalid magnet link: ${err.message}`)
+        }
+        throw err
+      }
+    }
+    const infoHash = torrent?.infoHashHex ?? magnet!.infoHashHex
+    const existing = this.#downloads.get(infoHash)
+    if (existing !== undefined) return { infoHash, added: false }
+
+    const destination = path.resolve(options.destination ?? this.#defaultDestination())
+    try {
+      await mkdir(destination, { recursive: true })
+      await access(destination, fsConstants.W_OK)
+    } catch (err) {
+      throw new EngineError(
+        'DESTINATION_NOT_WRITABLE',
+        { destination, cause: err },
+        `Cannot write to ${destination}: ${errorMessage(err)}`,
+      )
+    }
+    const selected = [...(options.selectedFiles ?? [])]
+    if (torrent !== undefined) {
+      for (const i of selected) {
+        if (!Number.isInteger(i) || i < 0 || i >= torrent.files.length) {
+          throw new RangeError(`file index ${i} is out of range (0..${torrent.files.length - 1})`)
+        }
+      }
+    }
+    const record: DownloadRecord = {
+      infoHash,
+      torrent: torrentBytes,
+      magnet: options.source.kind === 'magnet' ? options.source.magnet : null,
+      destination,
+      hops,
+      safeSeeding: options.safeSeeding ?? false,
+      selectedFiles: selected,
+      userStopped: options.stopped === true,
+      timeAdded: Math.floor(this.#deps.clock.now() / 1000),
+    }
+    this.#table.put(record)
+    const handle = this.#open(record)
+    if (magnet !== undefined) handle.download.addPeers(magnet.peers, 'manual')
+    if (!record.userStopped) await handle.startSwarm()
+    return { infoHash, added: true }
+  }
+
+  get(infoHash: string): DownloadHandle | undefined {
+    return this.#downloads.get(infoHash.toLowerCase())
+  }
+
+  list(): readonly DownloadHandle[] {
+    return [...this.#downloads.values()]
+  }
+
+  async remove(infoHash: string, options: { readonly removeData: boolean }): Promise<boolean> {
+    const handle = this.#downloads.get(infoHash.toLowerCase())
+    if (handle === undefined) return false
+    this.#downloads.delete(handle.infoHash)
+    await handle.stopSwarm()
+    this.#table.delete(handle.infoHash)
+    if (options.removeData) {
+      try {
+        await handle.download.deleteFiles()
+      } catch (err) {
+        this.#log.warn('could not delete the files of a removed download', { infoHash, err })
+      }
+    }
+    this.events.emit('removed', { infoHash: handle.infoHash })
+    return true
+  }
+
+  async fetchMetadata(
+    magnet: string,
+    options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+  ): Promise<Uint8Array> {
+    this.#requireRunning()
+    let link: MagnetLink
+    try {
+      link = parseMagnet(magnet)
+    } catch (err) {
+      throw new EngineError('INVALID_MAGNET', { cause: err }, `Invalid magnet link: ${errorMessage(err)}`)
+    }
+    const known = this.#downloads.get(link.infoHashHex)
+    const file = known?.torrentFile()
+    if (file !== undefined) return file
+    const download = new Download(
+      { connect: this.connector, peerId: this.peerId, listenPort: this.#port, clock: this.#deps.clock },
+      { infoHash: link.infoHash, downloadDir: this.#defaultDestination(), metadataOnly: true },
+    )
+    const record: DownloadRecord = {
+      infoHash: link.infoHashHex,
+      torrent: null,
+      magnet,
+      destination: '',
+      hops: 0,
+      safeSeeding: false,
+      selectedFiles: [],
+      userStopped: false,
+      timeAdded: 0,
+    }
+    const probe = new EngineDownload(this, record, download, [...link.trackers])
+    const signals = [AbortSignal.timeout(options.timeoutMs)]
+    if (options.signal !== undefined) signals.push(options.signal)
+    const signal = AbortSignal.any(signals)
+    try {
+      const metadata = new Promise<TorrentInfo>((resolve, reject) => {
+        download.events.once('metadata', resolve)
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+      })
+      download.addPeers(link.peers, 'manual')
+      await probe.startSwarm()
+      const info = await metadata
+      return torrentFileOf(info, probe.trackerTiers())
+    } catch (err) {
+      if (options.signal?.aborted === true) throw err
+      throw new EngineError(
+        'METADATA_TIMEOUT',
+        { timeoutMs: options.timeoutMs },
+        'Timed out fetching the metadata',
+      )
+    } finally {
+      await probe.stopSwarm()
+    }
+  }
+
+  /**
+   * Adds peers to dial for a download (addresses from outside the swarm's own discovery, e.g. a user's
+   * `host:port`). Returns false for an unknown info hash.
+   */
+  addPeers(infoHash: string, peers: readonly SocketAddress[]): boolean {
+    const handle = this.#downloads.get(infoHash.toLowerCase())
+    if (handle === undefined) return false
+    handle.download.addPeers(peers, 'manual')
+    return true
+  }
+
+  /** The download behind a handle, for tests and tools that need more than the REST view. */
+  download(infoHash: string): Download | undefined {
+    return this.#downloads.get(infoHash.toLowerCase())?.download
+  }
+
+  rateLimits(): { readonly download: number; readonly upload: number } {
+    const config = this.#deps.config
+    return {
+      download: Math.max(0, config.getNumber('libtorrent', 'max_download_rate')),
+      upload: Math.max(0, config.getNumber('libtorrent', 'max_upload_rate')),
+    }
+  }
+
+  // ---- used by downloads
+
+  /** Dials a peer: TCP first (it fails fast when refused), then uTP; either may be turned off. */
+  readonly connector: PeerConnector = async (peer, { signal }) => {
+    let firstError: unknown
+    if (this.#tcpEnabled) {
+      try {
+        return { stream: await tcpConnect(peer, signal), transport: 'tcp' }
+      } catch (err) {
+        firstError = err
+        if (signal.aborted) throw err
+      }
+    }
+    const utp = this.#utpEnabled ? this.#utp : undefined
+    if (utp !== undefined) {
+      const conn = await utp.connect(peer, { signal })
+      return { stream: conn, transport: 'utp' } satisfies PeerConnection
+    }
+    throw firstError ?? new Error('no transport enabled')
+  }
+
+  trackerManager(handle: EngineDownload, tiers: string[][]): TrackerManager {
+    const clients: { http?: HttpTrackerClient; udp?: UdpTrackerClient } = {}
+    if (this.#http !== undefined) clients.http = this.#http
+    if (this.#udpTracker !== undefined) clients.udp = this.#udpTracker
+    return new TrackerManager(
+      { clients, clock: this.#deps.clock },
+      {
+        tiers,
+        infoHash: handle.download.infoHash,
+        peerId: this.peerId,
+        port: this.#port,
+        stats: () => {
+          const status = handle.download.status()
+          const size = status.size
+          return {
+            uploaded: status.totalUp,
+            downloaded: status.totalDown,
+            left: Math.max(
+              0,
+              Math.round(size * (1 - (status.state === 'DLSTATUS_METADATA' ? 0 : status.progress))),
+            ),
+          }
+        },
+      },
+    )
+  }
+
+  lsdAdd(infoHash: Uint8Array): void {
+    this.#lsd?.add(infoHash)
+  }
+
+  lsdRemove(infoHash: Uint8Array): void {
+    this.#lsd?.remove(infoHash)
+  }
+
+  /** Saves a change of a download's stored record. */
+  update(handle: EngineDownload, change: Partial<DownloadRecord>): void {
+    handle.record = { ...handle.record, ...change }
+    if (this.#downloads.get(handle.infoHash) === handle) this.#table.put(handle.record)
+  }
+
+  // ---- internals
+
+  get #tcpEnabled(): boolean {
+    return this.#opts.tcp ?? true
+  }
+
+  #requireRunning(): void {
+    if (!this.#running) {
+      throw new EngineError(
+        'NOT_RUNNING',
+        {},
+        this.enabled ? 'The BitTorrent engine is not running' : 'BitTorrent is disabled (libtorrent.enabled)',
+      )
+    }
+  }
+
+  #defaultDestination(): string {
+    const saveas = this.#deps.config.get('download_defaults', 'saveas')
+    if (typeof saveas === 'string' && saveas !== '') return saveas
+    return this.#opts.defaultDownloadDir ?? defaultDownloadDir()
+  }
+
+  #seedingPolicy(): SeedingPolicy {
+    const config = this.#deps.config
+    const mode = config.getString('download_defaults', 'seeding_mode')
+    return {
+      mode: mode === 'time' || mode === 'never' || mode === 'forever' ? mode : 'ratio',
+      ratio: config.getNumber('download_defaults', 'seeding_ratio'),
+      timeMinutes: config.getNumber('download_defaults', 'seeding_time'),
+    }
+  }
+
+  /** Builds the download of a stored record and wires its events. */
+  #open(record: DownloadRecord): EngineDownload {
+    let torrent: TorrentInfo | undefined
+    let magnet: MagnetLink | undefined
+    if (record.torrent !== null) torrent = parseTorrent(record.torrent)
+    else if (record.magnet !== null) magnet = parseMagnet(record.magnet)
+    else throw new EngineError('INVALID_TORRENT', { infoHash: record.infoHash })
+    const infoHash = torrent?.infoHash ?? magnet!.infoHash
+    const resume = this.#table.readResume(record.infoHash)
+    const deps = {
+      connect: this.connector,
+      peerId: this.peerId,
+      listenPort: this.#port,
+      clock: this.#deps.clock,
+      logger: this.#deps.logger('bittorrent:download'),
+      seedingPolicy: () => this.#seedingPolicy(),
+      saveResumeData: async (data: Buffer) => this.#table.writeResume(record.infoHash, data),
+      ...(this.#opts.limiter === undefined ? {} : { limiter: this.#opts.limiter }),
+    }
+    const download = new Download(deps, {
+      infoHash,
+      ...(torrent === undefined ? {} : { torrent }),
+      ...(magnet?.name === undefined ? {} : { displayName: magnet.name }),
+      downloadDir: record.destination,
+      selectedFiles: record.selectedFiles,
+      ...(resume === undefined ? {} : { resumeData: resume }),
+      ...(this.#opts.tuning === undefined ? {} : { tuning: this.#opts.tuning }),
+    })
+    const handle = new EngineDownload(this, record, download, [...(magnet?.trackers ?? [])])
+    this.#downloads.set(record.infoHash, handle)
+    const hex = record.infoHash
+    download.events.on('state', (state) => this.events.emit('state', { infoHash: hex, state }))
+    download.events.on('metadata', (info) => {
+      const file = torrentFileOf(info, handle.trackerTiers())
+      this.update(handle, { torrent: Buffer.from(file) })
+      if (handle.record.selectedFiles.length > 0) {
+        void download.setSelectedFiles(handle.record.selectedFiles.filter((i) => i < info.files.length))
+      }
+      this.events.emit('metadata', { infoHash: hex, name: info.displayName })
+    })
+    download.events.on('finished', () => {
+      const name = download.torrent?.displayName ?? hex
+      handle.onFinished()
+      this.events.emit('finished', { infoHash: hex, name })
+      this.#deps.events.emit('torrent_finished', { infohash: hex, name })
+    })
+    download.events.on('error', (error) => {
+      this.events.emit('error', { infoHash: hex, error })
+      this.#deps.events.emit('torrent_error', { infohash: hex, error })
+    })
+    download.events.on('seedingDone', () => {
+      this.update(handle, { userStopped: true })
+      void handle.stopSwarm()
+    })
+    return handle
+  }
+
+  #reportError(handle: EngineDownload, err: unknown): void {
+    this.#log.warn('download failed to start', { infoHash: handle.infoHash, err })
+  }
+
+  async #listen(): Promise<void> {
+    const config = this.#deps.config
+    const host = this.#opts.listenHost ?? '0.0.0.0'
+    const configured = this.#opts.port ?? config.getNumber('libtorrent', 'port')
+    const wanted = Math.max(configured, 0)
+    const useUtp = this.#opts.utp ?? config.getBoolean('libtorrent', 'utp')
+    // TCP and UDP on the same number: a port free for TCP may be taken for UDP, so a picked port is retried.
+    for (let attempt = 0; ; attempt++) {
+      const server = net.createServer((socket) => this.#onTcp(socket))
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(wanted, host, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+      const port = (server.address() as net.AddressInfo).port
+      try {
+        this.#udp = await udpTransport.bind({ host, port })
+        this.#server = server
+        this.#port = port
+        break
+      } catch (err) {
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+        if (wanted !== 0 || attempt >= 5) throw err
+      }
+    }
+    this.#deps.ports?.set('libtorrent~port', this.#port)
+    const udp = this.#udp!
+    const utp = new UtpSocket({ socket: udp, clock: this.#deps.clock })
+    this.#utp = utp
+    if (useUtp) {
+      utp.listen()
+      utp.events.on('connection', (conn) =>
+        this.#onIncoming(conn, { host: conn.remote.host, port: conn.remote.port }, 'utp'),
+      )
+    }
+    this.#udpTracker = new UdpTrackerClient({ socket: udp }, { receive: 'external' })
+    this.#http = new HttpTrackerClient()
+    if (config.getBoolean('libtorrent', 'dht')) {
+      const dht = new DhtNode(
+        {
+          socket: udp,
+          clock: this.#deps.clock,
+          store: fileDhtStateStore(path.join(this.#deps.paths.root, 'dht.json')),
+        },
+        {
+          receive: 'external',
+          publicNetwork: this.#deps.publicNetwork,
+          ...(this.#opts.dhtBootstrap === undefined ? {} : { bootstrap: this.#opts.dhtBootstrap }),
+        },
+      )
+      this.#dht = dht
+      await dht.start()
+      void dht.bootstrap().catch(() => undefined)
+    }
+    const dht = this.#dht
+    const udpTracker = this.#udpTracker
+    utp.onFallback((data, from) => {
+      if (dht?.handleDatagram(data, from) === true) return
+      udpTracker.handleDatagram(data, from)
+    })
+    if (this.#deps.publicNetwork) {
+      try {
+        this.#lsdSocket = await bindLsdSocket()
+        const lsd = new LocalServiceDiscovery(
+          { socket: this.#lsdSocket, clock: this.#deps.clock },
+          { port: this.#port, publicNetwork: true },
+        )
+        lsd.events.on('peer', ({ infoHash, host, port }) => {
+          const handle = this.#downloads.get(infoHash)
+          if (handle === undefined) return
+          handle.lsdPeers++
+          handle.download.addPeers([{ host, port }], 'lsd')
+        })
+        await lsd.start()
+        this.#lsd = lsd
+      } catch (err) {
+        this.#log.debug('local service discovery unavailable', { err })
+      }
+    }
+    this.#utpEnabled = useUtp
+  }
+
+  #onTcp(socket: net.Socket): void {
+    const host = socket.remoteAddress
+    const port = socket.remotePort
+    if (host === undefined || port === undefined || !this.#running) {
+      socket.destroy()
+      return
+    }
+    socket.setNoDelay(true)
+    this.#onIncoming(socket, { host: normalizeHost(host), port }, 'tcp')
+  }
+
+  #onIncoming(stream: Duplex, address: SocketAddress, transport: 'tcp' | 'utp'): void {
+    if (transport === 'utp' && !this.#utpEnabled) {
+      stream.destroy()
+      return
+    }
+    const wire = new PeerWire(stream, {
+      peerId: this.peerId,
+      clientName: CLIENT_NAME,
+      listenPort: this.#port,
+      remoteAddress: address,
+      clock: this.#deps.clock,
+      reqq: 500,
+    })
+    this.#incoming.add(wire)
+    wire.once('close', () => this.#incoming.delete(wire))
+    wire.once('handshake', (hs) => {
+      this.#incoming.delete(wire)
+      const handle = this.#downloads.get(toHex(hs.infoHash))
+      if (handle === undefined) {
+        wire.destroy()
+        return
+      }
+      handle.download.acceptIncoming(wire, { address, transport })
+    })
+  }
+}
+
+/** A .torrent (bencoded) of an info dictionary and tracker tiers. */
+export function torrentFileOf(info: TorrentInfo, tiers: readonly (readonly string[])[]): Uint8Array {
+  const parts: Buffer[] = [Buffer.from('d')]
+  const str = (s: string): Buffer => {
+    const bytes = Buffer.from(s, 'utf8')
+    return Buffer.concat([Buffer.from(`${bytes.length}:`), bytes])
+  }
+  const first = tiers[0]?.[0]
+  if (first !== undefined) {
+    parts.push(str('announce'), str(first))
+    parts.push(str('announce-list'), Buffer.from('l'))
+    for (const tier of tiers) {
+      parts.push(Buffer.from('l'))
+      for (const url of tier) parts.push(str(url))
+      parts.push(Buffer.from('e'))
+    }
+    parts.push(Buffer.from('e'))
+  }
+  parts.push(str('info'), Buffer.from(info.infoBytes), Buffer.from('e'))
+  return Buffer.concat(parts)
+}
+
+function normalizeHost(host: string): string {
+  return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host
+}
+
+function tcpConnect(peer: SocketAddress, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    signal.throwIfAborted()
+    const socket = net.connect({ host: peer.host, port: peer.port })
+    const onAbort = (): void => {
+      socket.destroy()
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    socket.once('connect', () => {
+      signal.removeEventListener('abort', onAbort)
+      socket.setNoDelay(true)
+      resolve(socket)
+    })
+    socket.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort)
+      reject(err)
+    })
+  })
+}

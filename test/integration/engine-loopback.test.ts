@@ -1,0 +1,137 @@
+import * as fsp from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { makeTorrent, sameBytes, until } from '../../src/bittorrent/download/swarm.test-support.js'
+import { type DownloadState, EngineError } from '../../src/bittorrent/engine/index.js'
+import { formatMagnet } from '../../src/metainfo/index.js'
+import { startEngine, type TestEngine } from '../support/engine.js'
+
+const cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn()
+})
+
+async function tempDir(): Promise<string> {
+  const dir = await fsp.mkdtemp(path.join(tmpdir(), 'engine-it-'))
+  cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function engineAt(stateDir: string, host: string, extra: { tcp?: boolean } = {}): Promise<TestEngine> {
+  await fsp.mkdir(stateDir, { recursive: true })
+  const node = await startEngine({ stateDir, host, ...extra })
+  cleanup.push(() => node.stop())
+  return node
+}
+
+function stateOf(node: TestEngine, infoHash: string): DownloadState | undefined {
+  return node.engine.get(infoHash)?.status().state
+}
+
+describe('BitTorrentEngine over loopback sockets', () => {
+  for (const transport of ['tcp', 'utp'] as const) {
+    it(`downloads a torrent from another engine over ${transport.toUpperCase()} and every byte matches`, async () => {
+      const t = await makeTorrent({ 'a.bin': 3_000_000, 'dir/b.bin': 500_000 }, { pieceLength: 65_536 })
+      cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+      const base = await tempDir()
+      const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.61')
+      const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.62', { tcp: transport === 'tcp' })
+      const torrentFile = (await import('../../src/bittorrent/engine/index.js')).torrentFileOf(t.torrent, [])
+      const added = await seeder.engine.add({
+        source: { kind: 'torrent', torrent: torrentFile },
+        destination: t.seedDir,
+      })
+      expect(added.added).toBe(true)
+      await until(() => stateOf(seeder, added.infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+
+      const finished: string[] = []
+      leecher.events.on('torrent_finished', ({ infohash }) => finished.push(infohash))
+      const dir = path.join(base, 'out')
+      await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir })
+      leecher.engine.addPeers(added.infoHash, [{ host: '127.0.0.61', port: seeder.engine.port }])
+      await until(() => stateOf(leecher, added.infoHash) === 'DLSTATUS_SEEDING', 40_000, 'download')
+      expect(await sameBytes(t, dir)).toBe(true)
+      expect(finished).toEqual([added.infoHash])
+      const connections = leecher.engine.download(added.infoHash)!.connections
+      expect(connections[transport]).toBeGreaterThan(0)
+      if (transport === 'utp') expect(connections.tcp).toBe(0)
+    })
+  }
+
+  it('gets a magnet’s metadata from its x.pe peer, downloads, and keeps it all across a restart', async () => {
+    const t = await makeTorrent({ 'a.bin': 1_000_000, 'b.bin': 200_000 }, { pieceLength: 32_768 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.63')
+    const torrentFile = (await import('../../src/bittorrent/engine/index.js')).torrentFileOf(t.torrent, [])
+    const { infoHash } = await seeder.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: t.seedDir,
+    })
+    await until(() => stateOf(seeder, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+    const magnet = formatMagnet({
+      infoHash: t.torrent.infoHash,
+      name: 'from magnet',
+      trackers: [],
+      webSeeds: [],
+      peers: [{ host: '127.0.0.63', port: seeder.engine.port }],
+    })
+
+    const leechState = path.join(base, 'leecher')
+    const leecher = await engineAt(leechState, '127.0.0.64')
+    const fetched = await leecher.engine.fetchMetadata(magnet, { timeoutMs: 20_000 })
+    expect(Buffer.from(fetched).includes(Buffer.from(t.torrent.infoBytes))).toBe(true)
+
+    const dir = path.join(base, 'out')
+    await leecher.engine.add({ source: { kind: 'magnet', magnet }, destination: dir })
+    await until(() => stateOf(leecher, infoHash) === 'DLSTATUS_SEEDING', 40_000, 'magnet download')
+    expect(await sameBytes(t, dir)).toBe(true)
+    expect(leecher.engine.get(infoHash)!.torrentFile()).toBeDefined()
+    await leecher.engine.get(infoHash)!.stop()
+    expect(stateOf(leecher, infoHash)).toBe('DLSTATUS_STOPPED')
+    await leecher.stop()
+
+    const again = await engineAt(leechState, '127.0.0.64')
+    const handle = again.engine.get(infoHash)
+    expect(handle).toBeDefined()
+    expect(handle!.status().state).toBe('DLSTATUS_STOPPED')
+    expect(handle!.status().name).toBe(t.torrent.displayName)
+    await handle!.resume()
+    await until(() => stateOf(again, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'resumed seeding')
+    expect(again.engine.download(infoHash)!.rechecked).toBe(false)
+    expect(again.engine.download(infoHash)!.totals.down).toBe(0)
+
+    expect(await again.engine.remove(infoHash, { removeData: true })).toBe(true)
+    expect(again.engine.get(infoHash)).toBeUndefined()
+    await expect(fsp.stat(path.join(dir, t.torrent.name, 'a.bin'))).rejects.toThrow()
+  })
+
+  it('refuses anonymous downloads, bad torrents and bad magnets with coded errors', async () => {
+    const base = await tempDir()
+    const node = await engineAt(path.join(base, 'state'), '127.0.0.65')
+    const codeOf = async (p: Promise<unknown>): Promise<string> =>
+      p.then(
+        () => 'resolved',
+        (err: unknown) => (err instanceof EngineError ? err.code : String(err)),
+      )
+    expect(
+      await codeOf(
+        node.engine.add({
+          source: { kind: 'magnet', magnet: 'magnet:?xt=urn:btih:' + 'a'.repeat(40) },
+          hops: 1,
+        }),
+      ),
+    ).toBe('ANON_NOT_SUPPORTED')
+    expect(
+      await codeOf(node.engine.add({ source: { kind: 'torrent', torrent: Buffer.from('d4:infoi1ee') } })),
+    ).toBe('INVALID_TORRENT')
+    expect(await codeOf(node.engine.add({ source: { kind: 'magnet', magnet: 'magnet:?xt=nothing' } }))).toBe(
+      'INVALID_MAGNET',
+    )
+    expect(
+      await codeOf(node.engine.fetchMetadata('magnet:?xt=urn:btih:' + 'b'.repeat(40), { timeoutMs: 300 })),
+    ).toBe('METADATA_TIMEOUT')
+    expect(node.engine.rateLimits()).toEqual({ download: 0, upload: 0 })
+  })
+})
