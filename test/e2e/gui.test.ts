@@ -42,8 +42,8 @@ describe('web GUI on a real core', () => {
     expect(await coreState(page)).toBe('STARTED')
     await expect(page.title()).resolves.toContain('Tribler')
     expect(core.output()).toContain(`Web GUI at ${core.url}/ui/`)
-    // The core has no /downloads yet: the page says so instead of showing rows.
-    await page.getByTestId('downloads-unavailable').waitFor()
+    // A fresh core has no downloads: the page says how to add one.
+    await page.getByTestId('downloads-empty').waitFor()
     await screenshot('downloads-light')
     expect(errors).toEqual([])
   })
@@ -106,7 +106,7 @@ describe('web GUI on a real core', () => {
     await page.reload()
     await waitStarted(page)
     expect(await theme()).toBe('dark')
-    await page.getByTestId('downloads-unavailable').waitFor()
+    await page.getByTestId('downloads-empty').waitFor()
     await screenshot('downloads-dark')
     // Back to following the system, which now prefers dark.
     await page.locator('[data-theme-choice=system]').click()
@@ -131,12 +131,11 @@ describe('web GUI on a real core', () => {
   it('opens the add dialog from the keyboard, reads a dropped .torrent through the core and closes on Escape', async () => {
     const { page, errors, screenshot } = await open(`${core.url}/ui/`)
     await waitStarted(page)
-    await page.getByTestId('downloads-unavailable').waitFor()
+    await page.getByTestId('downloads-empty').waitFor()
     await page.getByTestId('add-button').focus()
     await page.keyboard.press('Enter')
     const dialog = page.getByTestId('add-dialog')
     await dialog.waitFor()
-    await page.getByTestId('add-unavailable').waitFor()
 
     const torrent = join(core.stateDir, 'sample.torrent')
     writeFileSync(
@@ -147,8 +146,10 @@ describe('web GUI on a real core', () => {
       }),
     )
     await page.getByTestId('add-file').setInputFiles(torrent)
-    // The upload gives the core a file: URI; the core has no /torrentinfo yet and the dialog says so.
-    await page.getByText('This core cannot read torrent information yet.').waitFor()
+    // The upload gives the core a file: URI, and /torrentinfo lists the torrent's one file.
+    await expect(page.getByTestId('add-name').textContent()).resolves.toBe('sample.bin')
+    await expect(page.getByTestId('add-files').locator('li').count()).resolves.toBe(1)
+    expect(await page.getByTestId('add-unavailable').count()).toBe(0)
     await screenshot('add-dialog')
     await page.keyboard.press('Escape')
     await dialog.waitFor({ state: 'detached' })
@@ -170,7 +171,7 @@ describe('API key', () => {
       await dialog.locator('input[name=api-key]').fill('correct horse')
       await page.keyboard.press('Enter')
       await waitStarted(page)
-      await page.getByTestId('downloads-unavailable').waitFor()
+      await page.getByTestId('downloads-empty').waitFor()
       expect(await page.evaluate("localStorage.getItem('tribler.apiKey')")).toBe('correct horse')
 
       await page.reload()
