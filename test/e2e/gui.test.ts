@@ -67,7 +67,8 @@ describe('web GUI on a real core', () => {
 
     const res = await fetch(`${core.url}/settings`)
     const body = (await res.json()) as { settings: Record<string, Record<string, unknown>> }
-    expect(body.settings.libtorrent?.max_download_rate).toBe(512)
+    // The field is in KiB/s; the setting is bytes/s, as in Tribler.
+    expect(body.settings.libtorrent?.max_download_rate).toBe(512 * 1024)
     expect(body.settings.general?.family_filter).toBe(!familyBefore)
 
     await page.reload()

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { SettingsTree } from '../api/types.js'
-import { changedTree, type FieldSpec, groupsFor, parseField } from './settings.js'
+import { changedTree, type FieldSpec, groupsFor, parseField, toFormValue } from './settings.js'
 
 const tree: SettingsTree = {
   libtorrent: { port: -1, max_download_rate: 0, utp: true },
@@ -41,6 +41,21 @@ describe('parseField', () => {
     const list: FieldSpec = { section: 's', key: 'k', label: '', kind: 'list' }
     expect(parseField(list, 'a, b ,c')).toEqual({ ok: true, value: ['a', 'b', 'c'] })
     expect(parseField(list, '')).toEqual({ ok: true, value: [] })
+  })
+
+  it('stores a scaled field in base units and shows it in the field unit', () => {
+    const rate: FieldSpec = {
+      section: 's',
+      key: 'k',
+      label: '',
+      kind: 'int',
+      min: 0,
+      unit: 'KiB/s',
+      scale: 1024,
+    }
+    expect(parseField(rate, '512')).toEqual({ ok: true, value: 512 * 1024 })
+    expect(toFormValue(rate, 512 * 1024)).toBe('512')
+    expect(toFormValue(rate, 0)).toBe('0')
   })
 })
 

@@ -12,6 +12,8 @@ export interface FieldSpec {
   min?: number
   max?: number
   unit?: string
+  /** The stored value is the shown number times this (e.g. 1024 to show bytes/s in KiB/s). Whole numbers only. */
+  scale?: number
   help?: string
   options?: { value: string | number; label: string }[]
   /** Text of an empty field means `null` (e.g. "platform default"). */
@@ -92,6 +94,7 @@ export const GROUPS: FieldGroup[] = [
         kind: 'int',
         min: 0,
         unit: 'KiB/s',
+        scale: 1024,
       },
       {
         section: 'libtorrent',
@@ -100,6 +103,7 @@ export const GROUPS: FieldGroup[] = [
         kind: 'int',
         min: 0,
         unit: 'KiB/s',
+        scale: 1024,
       },
       {
         section: 'libtorrent',
@@ -277,6 +281,7 @@ export function toFormValue(f: FieldSpec, value: unknown): FormValue {
   if (f.kind === 'bool') return value === true
   if (value === null || value === undefined) return ''
   if (f.kind === 'list') return Array.isArray(value) ? value.map(String).join(', ') : String(value)
+  if (f.scale !== undefined && typeof value === 'number') return String(Math.round(value / f.scale))
   return String(value)
 }
 
@@ -296,7 +301,7 @@ export function parseField(f: FieldSpec, input: FormValue): Parsed {
       if (f.kind === 'int' && !Number.isInteger(n)) return { ok: false, error: 'Enter a whole number' }
       if (f.min !== undefined && n < f.min) return { ok: false, error: `At least ${f.min}` }
       if (f.max !== undefined && n > f.max) return { ok: false, error: `At most ${f.max}` }
-      return { ok: true, value: n }
+      return { ok: true, value: f.scale === undefined ? n : Math.round(n * f.scale) }
     }
     case 'select': {
       const option = f.options?.find((o) => String(o.value) === text)
