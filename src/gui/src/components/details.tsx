@@ -129,7 +129,13 @@ function Overview({ download: d, actions }: { download: Download; actions: Detai
             ))}
           </select>
         </label>
-        <span className="muted small">{d.safe_seeding ? 'Seeding anonymously' : 'Seeding directly'}</span>
+        <span className="muted small">
+          {d.hops === 0
+            ? 'Direct: not anonymous'
+            : d.safe_seeding
+              ? 'Seeds anonymously'
+              : 'Seeds directly once finished'}
+        </span>
         <div className="spacer" />
         <button type="button" className="button" onClick={() => actions.exportTorrent(d)}>
           <Icon name="export" size={16} /> Export .torrent
