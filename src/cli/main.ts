@@ -129,7 +129,7 @@ export async function main(argv: readonly string[], io: Partial<CliIo> = {}): Pr
       stderr: err,
       write: io.write ?? ((text: string) => process.stdout.write(text)),
       isTTY: io.isTTY ?? (io.stdout === undefined && process.stdout.isTTY === true),
-      columns: io.columns ?? process.stdout.columns ?? 100,
+      columns: io.columns ?? (process.stdout.columns || 100),
       env,
       cwd: io.cwd ?? process.cwd(),
       signals,

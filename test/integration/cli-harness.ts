@@ -24,19 +24,24 @@ export function tempStateDir(): string {
 }
 
 /**
- * Runs `bin/tribler.js` (or a fixture script) from the built dist/, always in the private network mode.
+ * Runs `bin/tribler.js` (or a fixture script) from the built dist/, always in the private network mode. A core gets
+ * `--state-dir`; a client command (`client: true`, e.g. `download`) takes no state directory.
  */
 export function runCli(
   args: string[],
-  opts: { stateDir?: string; script?: string; env?: Record<string, string> } = {},
+  opts: { stateDir?: string; script?: string; env?: Record<string, string>; client?: boolean } = {},
 ): CliProcess {
   if (!existsSync(join(ROOT, 'dist', 'cli', 'index.js'))) throw new Error('build first: npm run build')
   const stateDir = opts.stateDir ?? tempStateDir()
   const script = opts.script ?? join(ROOT, 'bin', 'tribler.js')
-  const child = spawn(process.execPath, [script, ...args, '--state-dir', stateDir], {
-    env: { ...process.env, TRIBLER_NO_PUBLIC_NETWORK: '1', TRIBLER_LOG_LEVEL: '', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    [script, ...args, ...(opts.client === true ? [] : ['--state-dir', stateDir])],
+    {
+      env: { ...process.env, TRIBLER_NO_PUBLIC_NETWORK: '1', TRIBLER_LOG_LEVEL: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   let out = ''
   let err = ''
   const waiters: Array<() => void> = []
