@@ -97,6 +97,13 @@ describe.skipIf(!libtorrentAvailable())(
       for (const [relative, data] of contents)
         expect(readFileSync(join(dest, 'share', relative)).equals(data)).toBe(true)
 
+      // The core's torrent store learned the torrent from the download.
+      const known = await fetch(`http://127.0.0.1:${port}/torrents/${made.infoHash}`, {
+        headers: { 'x-api-key': KEY },
+      })
+      expect(known.status).toBe(200)
+      expect(await known.json()).toMatchObject({ name: 'share', size: 3 * 1024 * 1024 + 12_345 + 500_000 })
+
       const short = made.infoHash.slice(0, 8)
       const listed = await client(['downloads'], port)
       expect(listed.code).toBe(0)
