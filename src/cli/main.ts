@@ -25,6 +25,7 @@ import {
   statePaths,
   triblerVersion,
 } from '../session/index.js'
+import { WatchFolder } from '../watch-folder/index.js'
 import { isClientCommand, runClientCommand } from './commands.js'
 
 /** Where the CLI writes and what it reads; tests pass their own. */
@@ -73,6 +74,16 @@ export const CORE_SERVICES: CoreService[] = [
         },
       }),
     options: { readableState: 'Starting torrent checker...' },
+  },
+  {
+    factory: (deps, session) =>
+      new WatchFolder(deps, {
+        downloads: () => {
+          const manager = session.service(DOWNLOAD_MANAGER_SERVICE)
+          return isDownloadManager(manager) ? manager : undefined
+        },
+      }),
+    options: { readableState: 'Starting watch folder...' },
   },
 ]
 

@@ -94,7 +94,10 @@ export const TRIBLER_SCHEMA: ConfigSchema = {
     statistics: bool(false),
   },
   video_server: { enabled: bool(true), port: port() },
-  watch_folder: { enabled: bool(false), directory: str('') },
+  watch_folder: {
+    enabled: bool(false, 'start every .torrent put in the folder once; applied live'),
+    directory: str('', 'the folder to watch, sub-folders included'),
+  },
   http_api: {
     enabled: bool(false, 'the CLI always serves the REST API'),
     port: port('REST API port; -1 means the CLI default (8085)'),
