@@ -42,7 +42,11 @@ function nullSocket(host: string, port: number): DatagramSocket {
 async function verifiedPerSecond(): Promise<number> {
   const socket = nullSocket('127.0.0.1', 8090)
   const endpoint = new Ipv8Endpoint({ socket }, { rateLimit: false })
-  const settings = { strategies: () => [], bootstrap: { publicNetwork: false } }
+  const settings = {
+    strategies: () => [],
+    bootstrap: { publicNetwork: false },
+    signedRateLimit: false as const,
+  }
   const target = new Community({ endpoint, key: PrivateKey.generate() }, COMMUNITY_ID, settings)
   await target.start()
   const packets: Buffer[] = []
@@ -74,7 +78,11 @@ async function verifiedPerSecond(): Promise<number> {
 async function handledPerSecond(): Promise<{ perSec: number; responses: number }> {
   const socket = nullSocket('127.0.0.1', 8090)
   const endpoint = new Ipv8Endpoint({ socket }, { rateLimit: false })
-  const settings = { strategies: () => [], bootstrap: { publicNetwork: false } }
+  const settings = {
+    strategies: () => [],
+    bootstrap: { publicNetwork: false },
+    signedRateLimit: false as const,
+  }
   const target = new Community(
     { endpoint, key: PrivateKey.generate(), random: seededRandom(1) },
     COMMUNITY_ID,
@@ -131,7 +139,11 @@ async function roundTrips(): Promise<number[]> {
     udpTransport.bind({ host: '127.0.0.1' }),
     udpTransport.bind({ host: '127.0.0.1' }),
   ])
-  const settings = { strategies: () => [], bootstrap: { publicNetwork: false } }
+  const settings = {
+    strategies: () => [],
+    bootstrap: { publicNetwork: false },
+    signedRateLimit: false as const,
+  }
   const alice = new Community(
     { endpoint: new Ipv8Endpoint({ socket: a }), key: PrivateKey.generate() },
     COMMUNITY_ID,

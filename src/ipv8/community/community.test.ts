@@ -170,6 +170,52 @@ describe('Community discovery', () => {
     expect(a.endpoint.stats.drops.rejected).toBe(3)
   })
 
+  it('limits a host that floods signed messages before checking them; other hosts go on', async () => {
+    net = await OverlayTestNetwork.create(
+      3,
+      make({ strategies: () => [], signedRateLimit: { packetsPerSec: 100, burst: 50 } }),
+    )
+    await net.startAll()
+    const [a, b, c] = [net.node(0), net.node(1), net.node(2)]
+    const flood = (count: number) => {
+      for (let i = 0; i < count; i++) {
+        b.socket.send(
+          signedPacket(a.community.prefix, Hello, { text: `${i}` }, b.key, BigInt(i + 1)),
+          a.socket.local,
+        )
+      }
+    }
+    flood(500)
+    c.community.ezSend(a.socket.local, Hello, { text: 'from c' })
+    net.advance(50)
+    const fromB = () => a.community.received.filter((m) => m.mid === b.key.mid.toString('hex')).length
+    expect(fromB()).toBe(50)
+    expect(a.community.statistics.dropped.rateLimited).toBe(450)
+    expect(a.community.statistics.dropped.badSignature).toBe(0)
+    expect(a.community.received.some((m) => m.text === 'from c')).toBe(true)
+    // the budget refills at the sustained rate
+    net.advance(1_000)
+    flood(500)
+    net.advance(50)
+    expect(fromB()).toBeGreaterThanOrEqual(50 + 50)
+    expect(fromB()).toBeLessThanOrEqual(50 + 50 + 10)
+  })
+
+  it('limits floods by default', async () => {
+    net = await OverlayTestNetwork.create(2, make({ strategies: () => [] }))
+    await net.startAll()
+    const [a, b] = [net.node(0), net.node(1)]
+    for (let i = 0; i < 2_500; i++) {
+      b.socket.send(
+        signedPacket(a.community.prefix, Hello, { text: 'x' }, b.key, BigInt(i + 1)),
+        a.socket.local,
+      )
+    }
+    net.advance(10)
+    expect(a.community.received.length).toBeLessThanOrEqual(2_000 + 20)
+    expect(a.community.statistics.dropped.rateLimited).toBeGreaterThanOrEqual(480)
+  })
+
   it('stops every task and leaves the endpoint when stopped', async () => {
     net = await OverlayTestNetwork.create(2, make())
     await net.startAll()

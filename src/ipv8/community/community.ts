@@ -2,7 +2,7 @@ import { isIPv6 } from 'node:net'
 import { type Clock, logger, type Service, systemClock, TaskScope, TypedEmitter } from '../../common/index.js'
 import type { DatagramTransport, SocketAddress } from '../../net/index.js'
 import { RandomWalk, type WalkStrategy } from '../discovery/strategies.js'
-import type { Ipv8Endpoint } from '../endpoint/index.js'
+import { type Ipv8Endpoint, type RateLimit, SourceRateLimiter } from '../endpoint/index.js'
 import { Ipv8Error } from '../errors.js'
 import type { PrivateKey } from '../keys/index.js'
 import {
@@ -75,6 +75,11 @@ export interface CommunitySettings {
   peerInactiveMs?: number
   /** A peer silent for this long is dropped (default 57.5 s). */
   peerDropMs?: number
+  /**
+   * Signed messages accepted per source host before their signature is checked (default 1 000/s with a burst of
+   * 2 000), so a flooding host cannot spend our CPU on verifications; `false` for no limit.
+   */
+  signedRateLimit?: RateLimit | false
 }
 
 /** Where a message came from and how it was framed. */
@@ -130,12 +135,20 @@ export interface CommunityStatistics {
   readonly messages: ReadonlyMap<number, MessageCounters>
   /** The declared name of each handled message id. */
   readonly names: ReadonlyMap<number, string>
-  readonly dropped: { malformed: number; badSignature: number; unknownMessage: number; handlerError: number }
+  readonly dropped: {
+    malformed: number
+    badSignature: number
+    unknownMessage: number
+    handlerError: number
+    /** Signed messages refused unchecked because their source host sent more than its budget. */
+    rateLimited: number
+  }
 }
 
 type Route = (data: Buffer, source: SocketAddress) => boolean | undefined
 
 const log = logger('ipv8:community')
+const DEFAULT_SIGNED_RATE_LIMIT: RateLimit = { packetsPerSec: 1_000, burst: 2_000 }
 /** How long the interface lookup behind a wildcard bind's LAN address is reused. */
 const LAN_ADDRESS_TTL_MS = 5_000
 
@@ -183,7 +196,8 @@ export class Community implements Service {
   readonly #routes: Array<Route | undefined> = new Array(256)
   readonly #counters = new Map<number, MessageCounters>()
   readonly #names = new Map<number, string>()
-  readonly #dropped = { malformed: 0, badSignature: 0, unknownMessage: 0, handlerError: 0 }
+  readonly #dropped = { malformed: 0, badSignature: 0, unknownMessage: 0, handlerError: 0, rateLimited: 0 }
+  readonly #signedLimiter: SourceRateLimiter | undefined
   readonly #settings: CommunitySettings
   readonly #nodeBootstrap: BootstrapOptions
   /** Whether old-style introduction-requests may start with `"Y" || mid` (DiscoveryCommunity). */
@@ -211,6 +225,8 @@ export class Community implements Service {
     this.requestCache = new RequestCache({ clock: this.clock, random: this.random })
     this.maxPeers = settings.maxPeers ?? 30
     this.#settings = settings
+    const signedLimit = settings.signedRateLimit ?? DEFAULT_SIGNED_RATE_LIMIT
+    this.#signedLimiter = signedLimit === false ? undefined : new SourceRateLimiter(signedLimit, this.clock)
     this.#nodeBootstrap = {
       ...(deps.publicNetwork !== undefined && { publicNetwork: deps.publicNetwork }),
       ...(deps.bootstrapAddresses !== undefined && { addresses: deps.bootstrapAddresses }),
@@ -527,6 +543,10 @@ export class Community implements Service {
   addSignedHandler<T>(schema: PayloadSchema<T>, handler: SignedHandler<T>, opts: FrameOptions = {}): void {
     this.#names.set(schema.msgId, schema.name)
     this.#route(schema.msgId, (data, source) => {
+      if (this.#signedLimiter !== undefined && !this.#signedLimiter.admit(source.host)) {
+        this.#dropped.rateLimited += 1
+        return false
+      }
       let frame: ReturnType<typeof verifySigned>
       try {
         frame = verifySigned(data, opts)

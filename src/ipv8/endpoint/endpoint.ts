@@ -1,6 +1,7 @@
 import { type Clock, logger, systemClock } from '../../common/index.js'
 import type { DatagramSocket, SocketAddress } from '../../net/index.js'
 import { PREFIX_LENGTH } from '../serialization/index.js'
+import { type RateLimit, SourceRateLimiter } from './rate-limit.js'
 
 const log = logger('ipv8:endpoint')
 
@@ -40,12 +41,6 @@ export interface EndpointStats {
   readonly communities: ReadonlyMap<string, TrafficCounters>
 }
 
-/** Per-source flood limit: a token bucket per source host. */
-export interface RateLimit {
-  packetsPerSec: number
-  burst: number
-}
-
 /** Options of an {@link Ipv8Endpoint}. */
 export interface EndpointOptions {
   /** Per-source-host limit, or `false` for none. Default 20 000 packets/s with a burst of 20 000. */
@@ -61,15 +56,9 @@ export interface EndpointDeps {
 // "\0\0IPv8\0": py-ipv8's UDP broadcast announce header (version 0, magic, type 0), followed by a prefix.
 export const BEACON_HEADER = Buffer.from([0x00, 0x00, 0x49, 0x50, 0x76, 0x38, 0x00])
 const DEFAULT_RATE_LIMIT: RateLimit = { packetsPerSec: 20_000, burst: 20_000 }
-const MAX_TRACKED_SOURCES = 65_536
 
 function zeroCounters(): TrafficCounters {
   return { bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, packetsDropped: 0 }
-}
-
-interface Bucket {
-  tokens: number
-  at: number
 }
 
 interface Registration {
@@ -92,9 +81,8 @@ interface Registration {
 export class Ipv8Endpoint {
   readonly #socket: DatagramSocket
   readonly #clock: Clock
-  readonly #rateLimit: RateLimit | false
+  readonly #limiter: SourceRateLimiter | undefined
   readonly #byPrefix = new Map<string, Registration>()
-  readonly #buckets = new Map<string, Bucket>()
   readonly #beaconListeners = new Set<(prefix: Buffer, from: SocketAddress) => void>()
   readonly #total = zeroCounters()
   readonly #drops: EndpointDrops = { tooShort: 0, unknownPrefix: 0, rateLimited: 0, rejected: 0 }
@@ -103,7 +91,8 @@ export class Ipv8Endpoint {
   constructor(deps: EndpointDeps, opts: EndpointOptions = {}) {
     this.#socket = deps.socket
     this.#clock = deps.clock ?? systemClock
-    this.#rateLimit = opts.rateLimit ?? DEFAULT_RATE_LIMIT
+    const limit = opts.rateLimit ?? DEFAULT_RATE_LIMIT
+    this.#limiter = limit === false ? undefined : new SourceRateLimiter(limit, this.#clock)
     this.#detach = this.#socket.onMessage((data, from) => this.receive(data, from))
   }
 
@@ -151,7 +140,7 @@ export class Ipv8Endpoint {
   receive(data: Buffer, from: SocketAddress): void {
     this.#total.bytesIn += data.length
     this.#total.packetsIn += 1
-    if (!this.#admit(from.host)) {
+    if (this.#limiter !== undefined && !this.#limiter.admit(from.host)) {
       this.#drops.rateLimited += 1
       this.#total.packetsDropped += 1
       return
@@ -225,27 +214,6 @@ export class Ipv8Endpoint {
         log.debug('beacon listener threw', { err })
       }
     }
-    return true
-  }
-
-  #admit(host: string): boolean {
-    const limit = this.#rateLimit
-    if (limit === false) return true
-    const now = this.#clock.monotonic()
-    let bucket = this.#buckets.get(host)
-    if (bucket === undefined) {
-      if (this.#buckets.size >= MAX_TRACKED_SOURCES) {
-        const oldest = this.#buckets.keys().next()
-        if (oldest.done !== true) this.#buckets.delete(oldest.value)
-      }
-      bucket = { tokens: limit.burst, at: now }
-      this.#buckets.set(host, bucket)
-    } else {
-      bucket.tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.at) * limit.packetsPerSec) / 1000)
-      bucket.at = now
-    }
-    if (bucket.tokens < 1) return false
-    bucket.tokens -= 1
     return true
   }
 }

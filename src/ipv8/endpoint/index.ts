@@ -6,6 +6,6 @@ export {
   type EndpointStats,
   Ipv8Endpoint,
   type PacketListener,
-  type RateLimit,
   type TrafficCounters,
 } from './endpoint.js'
+export { type RateLimit, SourceRateLimiter } from './rate-limit.js'
