@@ -8,6 +8,7 @@ import type { PrivateKey } from '../keys/index.js'
 import {
   communityPrefix,
   type FrameOptions,
+  ipv4Number,
   MSG_ID_OFFSET,
   NO_ADDRESS,
   type PayloadSchema,
@@ -798,7 +799,12 @@ export class Community implements Service {
 
     const candidates = this.network.peers
     let count = 0
-    for (const p of candidates) if (p !== peer && !sameAddress(p.address, ctx.source)) candidates[count++] = p
+    for (const p of candidates) {
+      if (p === peer || sameAddress(p.address, ctx.source)) continue
+      // an old-style response carries IPv4 addresses only
+      if (!newStyle && ipv4Number(p.address.host) < 0) continue
+      candidates[count++] = p
+    }
     candidates.length = count
     const wanted = payload.introduceTo === undefined ? undefined : this.network.getPeer(payload.introduceTo)
     const introduced =
@@ -919,9 +925,10 @@ export class Community implements Service {
       target = payload.lanWalkerAddress
     }
     if (isNoAddress(target) || this.#isMe(target)) return
+    // py-ipv8 puts the WAN walker address in the puncture whichever address it is sent to
     const value = {
       sourceLanAddress: this.myLanAddress,
-      sourceWanAddress: target,
+      sourceWanAddress: payload.wanWalkerAddress,
       identifier: payload.identifier,
     }
     const packet =
@@ -930,6 +937,7 @@ export class Community implements Service {
         : this.createSigned(PuncturePayload, {
             ...value,
             sourceLanAddress: ipv4OrNone(value.sourceLanAddress),
+            sourceWanAddress: ipv4OrNone(value.sourceWanAddress),
           })
     this.send(target, packet)
   }

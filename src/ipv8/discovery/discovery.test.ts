@@ -1,6 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { SocketAddress } from '../../net/index.js'
-import type { CommunityDeps } from '../community/index.js'
+import {
+  type CommunityDeps,
+  IntroductionRequestPayload,
+  IntroductionResponsePayload,
+} from '../community/index.js'
+import { type PayloadSchema, signedPacket, verifySigned } from '../serialization/index.js'
 import { OverlayTestNetwork } from '../testing/harness.js'
 import { DISCOVERY_COMMUNITY_ID, DiscoveryCommunity } from './index.js'
 
@@ -49,5 +54,55 @@ describe('DiscoveryCommunity', () => {
     net.advance(70_000, 250)
     expect(a.network.getPeer(net.node(2).key.mid)).toBeUndefined()
     expect(a.network.getPeer(net.node(1).key.mid)).toBeDefined()
+  })
+
+  it('introduces the member an old-style request names with "Y" || mid', async () => {
+    net = await OverlayTestNetwork.create(
+      4,
+      (deps) => new DiscoveryCommunity(deps, { strategies: () => [], bootstrap: { publicNetwork: false } }),
+    )
+    await net.startAll()
+    const [a, b, c, r] = [net.node(0), net.node(1), net.node(2), net.node(3)]
+    b.community.walkTo(a.socket.local)
+    c.community.walkTo(a.socket.local)
+    net.advance(100)
+    expect(a.community.network.size).toBe(2)
+    const responses: Buffer[] = []
+    r.socket.onMessage((data) => {
+      if (data[22] === IntroductionResponsePayload.msgId) responses.push(data)
+    })
+    // the request body is preceded by "Y" and the mid of the member to be introduced to
+    const introduceTo = (mid: Buffer): PayloadSchema<IntroductionRequestPayload> => ({
+      ...IntroductionRequestPayload,
+      write: (w, value) => {
+        w.bytes(Buffer.concat([Buffer.from('Y'), mid]))
+        IntroductionRequestPayload.write(w, value)
+      },
+    })
+    for (let i = 1; i <= 6; i++) {
+      const request = signedPacket(
+        a.community.prefix,
+        introduceTo(c.key.mid),
+        {
+          destinationAddress: a.socket.local,
+          sourceLanAddress: r.socket.local,
+          sourceWanAddress: r.socket.local,
+          bits: [false, false, false, false, false, false, false, true],
+          identifier: i,
+          extraBytes: Buffer.alloc(0),
+        },
+        r.key,
+        BigInt(i),
+      )
+      r.socket.send(request, a.socket.local)
+    }
+    net.advance(100)
+    expect(responses).toHaveLength(6)
+    for (const data of responses) {
+      const frame = verifySigned(data)
+      const response = IntroductionResponsePayload.decode(data, frame.payloadStart, frame.payloadEnd)
+      expect(response.lanIntroductionAddress).toEqual(c.socket.local)
+    }
+    expect(a.community.network.getPeer(r.key.mid)?.address).toEqual(r.socket.local)
   })
 })

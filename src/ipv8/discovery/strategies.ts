@@ -15,7 +15,7 @@ export interface RandomWalkOptions {
   targetPeers?: number
   /** An address that has not answered in this time is forgotten (default 3 s). */
   timeoutMs?: number
-  /** Most unanswered requests at a time (default 5). */
+  /** Most unanswered requests at a time (default 5); while that many are out, the walk waits. 0: no limit. */
   windowSize?: number
   /** Chance to ask a known peer for a fresh introduction instead of walking to an introduced address. */
   resetChance?: number
@@ -57,14 +57,12 @@ export class RandomWalk implements WalkStrategy {
         overlay.forgetAddress(entry.address)
       }
     }
+    // a full window of unanswered requests: wait for answers or timeouts before anything else
+    if (this.#windowSize > 0 && this.#pending.size >= this.#windowSize) return
     const available = overlay.network.walkableAddresses.filter(
       (w) => !this.#pending.has(addressKey(w.address)),
     )
-    if (
-      available.length > 0 &&
-      this.#pending.size < this.#windowSize &&
-      overlay.random() >= this.#resetChance
-    ) {
+    if (available.length > 0 && overlay.random() >= this.#resetChance) {
       const pick = available[Math.floor(overlay.random() * available.length)]
       if (pick === undefined) return
       this.#pending.set(addressKey(pick.address), { address: pick.address, sentMs: now })
