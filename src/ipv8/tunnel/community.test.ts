@@ -195,6 +195,61 @@ describe('TunnelCommunity circuits (in-memory network)', () => {
     expect(removed).toContain('no activity')
   })
 
+  it('runs the speed test against the exit of a 2-hop circuit', async () => {
+    const s = await setup(5, [3, 4])
+    const client = s.net.node(0).community
+    const circuit = await readyCircuit(s, 2)
+    const pending = client.speedTest(circuit, { requestBytes: 512, responseBytes: 1000 })
+    let result: { rttMs: number; responseBytes: number } | undefined
+    void pending.then((r) => {
+      result = r
+    })
+    for (let i = 0; i < 20 && result === undefined; i++) await s.run(100)
+    expect(result?.responseBytes).toBe(1000)
+    expect(result?.rttMs).toBeGreaterThan(0)
+  })
+
+  it('survives random cells: each is dropped and counted, nothing throws', async () => {
+    const s = await setup(5, [3, 4])
+    const circuit = await readyCircuit(s, 2)
+    const relayNode = s.net.nodes.find((n) => n.key.publicKey.equals(circuit.hops[0]?.publicKey as never))
+    const exitNode = s.net.nodes.find((n) => n.key.publicKey.equals(circuit.hops[1]?.publicKey as never))
+    const ids = [circuit.circuitId, ...(relayNode?.community.relays.keys() ?? []), 0, 0xffffffff]
+    let seed = 12345
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 0x80000000
+      return seed / 0x80000000
+    }
+    for (const node of [s.net.node(0), relayNode, exitNode]) {
+      const community = node?.community as TunnelCommunity
+      const before = Object.values(community.drops).reduce((a, b) => a + b, 0)
+      let handled = 0
+      for (let i = 0; i < 2_000; i++) {
+        const message = Buffer.alloc(Math.floor(random() * 200))
+        for (let j = 0; j < message.length; j++) message[j] = Math.floor(random() * 256)
+        if (message.length > 0 && random() < 0.5) message[0] = Math.floor(random() * 21)
+        const cell = encodeCell(community.prefix, {
+          circuitId: ids[Math.floor(random() * ids.length)] as number,
+          plaintext: random() < 0.3,
+          relayEarly: random() < 0.5,
+          message,
+        })
+        const data = random() < 0.1 ? cell.subarray(0, Math.floor(random() * cell.length)) : cell
+        if (community.onPacket(data, s.net.node(1).socket.local)) handled += 1
+      }
+      const after = Object.values(community.drops).reduce((a, b) => a + b, 0)
+      // a relay passes random bytes on (it cannot authenticate a layer it adds); everything else is dropped
+      expect(after - before + handled).toBeGreaterThanOrEqual(1_900)
+      expect(community.statistics.dropped.handlerError).toBe(0)
+    }
+    // the circuit still works
+    const got: Buffer[] = []
+    circuit.onData((data) => got.push(data))
+    s.net.node(0).community.sendData(circuit, ECHO, ping(1))
+    for (let i = 0; i < 20 && got.length === 0; i++) await s.run(100)
+    expect(got).toHaveLength(1)
+  })
+
   it('refuses to exit traffic that does not look like BitTorrent or IPv8', async () => {
     const s = await setup(4, [2, 3])
     const circuit = await readyCircuit(s, 1)

@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { logger, TypedEmitter } from '../../common/index.js'
 import { type DatagramTransport, formatAddress, type SocketAddress, udpTransport } from '../../net/index.js'
 import {
@@ -108,6 +108,12 @@ interface RetryRequest {
   readonly packetIdentifier: number
 }
 
+interface SpeedTestRequest {
+  readonly circuitId: CircuitId
+  onTimeout(): void
+  onResponse(bytes: number): void
+}
+
 type CellHandler<T> = (source: SocketAddress, payload: T, circuitId: CircuitId) => void
 
 /**
@@ -182,6 +188,7 @@ export class TunnelCommunity extends Community {
     this.#addCellHandler(PingPayload, (s, p) => this.#onPing(s, p))
     this.#addCellHandler(PongPayload, (_s, p) => this.#onPong(p))
     this.#addCellHandler(TestRequestPayload, (s, p) => this.#onTestRequest(s, p))
+    this.#addCellHandler(TestResponsePayload, (_s, p) => this.#onTestResponse(p))
   }
 
   /** The flags this node advertises. */
@@ -361,6 +368,39 @@ export class TunnelCommunity extends Community {
       destination,
       origin: NO_ADDRESS,
       data: Buffer.isBuffer(data) ? data : Buffer.from(data),
+    })
+  }
+
+  /**
+   * py-ipv8's speed test: sends `requestBytes` of random data to the circuit's exit, which answers with
+   * `responseBytes` (at most 65535). Resolves with the round-trip time; rejects with `NO_CIRCUIT` when no
+   * answer came within `timeoutMs` (default 10 s).
+   */
+  speedTest(
+    circuit: Circuit,
+    opts: { requestBytes?: number; responseBytes?: number; timeoutMs?: number } = {},
+  ): Promise<{ rttMs: number; responseBytes: number }> {
+    const first = circuit.hops[0]?.address
+    if (circuit.state !== 'ready' || first === undefined)
+      return Promise.reject(new TunnelError('CIRCUIT_CLOSED', { circuitId: circuit.circuitId }))
+    const responseSize = opts.responseBytes ?? 0
+    if (!Number.isInteger(responseSize) || responseSize < 0 || responseSize > 0xffff)
+      return Promise.reject(new TunnelError('BAD_REQUEST', { responseBytes: responseSize }))
+    return new Promise((resolve, reject) => {
+      const sentAt = this.clock.monotonic()
+      const entry: SpeedTestRequest = {
+        circuitId: circuit.circuitId,
+        onTimeout: () =>
+          reject(new TunnelError('NO_CIRCUIT', { circuitId: circuit.circuitId, reason: 'no answer' })),
+        onResponse: (bytes) => resolve({ rttMs: this.clock.monotonic() - sentAt, responseBytes: bytes }),
+      }
+      const identifier = this.requestCache.add('test-request', entry, { timeoutMs: opts.timeoutMs ?? 10_000 })
+      this.#sendCell(first, TestRequestPayload, {
+        circuitId: circuit.circuitId,
+        identifier,
+        responseSize,
+        data: randomBytes(opts.requestBytes ?? 0),
+      })
     })
   }
 
@@ -1009,6 +1049,20 @@ export class TunnelCommunity extends Community {
       identifier: payload.identifier,
       data: Buffer.alloc(payload.responseSize),
     })
+  }
+
+  #onTestResponse(payload: TestResponsePayload): void {
+    const request = this.requestCache.get<SpeedTestRequest>('test-request', payload.identifier)
+    if (
+      request === undefined ||
+      request.circuitId !== payload.circuitId ||
+      !this.circuits.has(payload.circuitId)
+    ) {
+      this.drops.unexpected += 1
+      return
+    }
+    this.requestCache.pop('test-request', payload.identifier)
+    request.onResponse(payload.data.length)
   }
 
   #onDestroy(peer: Peer, payload: DestroyPayload, source: SocketAddress): void {
