@@ -119,10 +119,11 @@ describe('web GUI on a real core', () => {
     expect(errors).toEqual([])
   })
 
-  it('says that no tunnel community runs on the debug page, and shows the core log', async () => {
+  it('shows the tunnel community without circuits on the debug page, and the core log', async () => {
     const { page, errors, screenshot } = await open(`${core.url}/ui/#/debug`)
     await waitStarted(page)
-    await page.getByTestId('circuits-absent').waitFor()
+    // Alone on loopback, the tunnel community runs but has no peers to build circuits through.
+    await page.getByTestId('circuits-empty').waitFor()
     await expect(page.getByTestId('debug-state').textContent()).resolves.toBe('STARTED')
     await page.getByText('REST API listening').waitFor()
     await screenshot('debug-light')
@@ -206,10 +207,14 @@ describe('connection', () => {
       })
       await waitStarted(page)
       // While the core was down, each reconnect attempt is a refused connection; a request in flight when the core
-      // stopped is reset or gets an empty response. Any other console error is a defect.
+      // stopped is reset or gets an empty response, and one that arrives while it shuts down gets the documented
+      // 500 "Tribler is shutting down". Any other console error is a defect.
       expect(
         errors.filter(
-          (e) => !/ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|Failed to fetch/.test(e),
+          (e) =>
+            !/ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|Failed to fetch|status of 500/.test(
+              e,
+            ),
         ),
       ).toEqual([])
     } finally {

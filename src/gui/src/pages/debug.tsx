@@ -155,7 +155,12 @@ export function DebugPage() {
 }
 
 function CircuitTable({ circuits }: { circuits: Circuit[] }) {
-  if (circuits.length === 0) return <p className="muted">No circuits yet.</p>
+  if (circuits.length === 0)
+    return (
+      <p className="muted" data-testid="circuits-empty">
+        No circuits yet.
+      </p>
+    )
   const headings = ['Circuit', 'State', 'Hops', 'Route', 'Up', 'Down', 'Created']
   return (
     <table className="table compact">
