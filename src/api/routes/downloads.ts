@@ -82,12 +82,13 @@ export function fileJson(file: FileStatus): Record<string, unknown> {
 
 /**
  * A peer in libtorrent's `peer_info` shape as Tribler reports it (`have` left out). libtorrent's `remote_choked`
- * (the peer chokes us) is Tribler's `uchoked` and its `choked` (we choke the peer) is `dchoked`. Fields the engine
+ * (the peer chokes us, `weChoked`) is Tribler's `uchoked` and its `choked` (we choke the peer, `peerChoked`) is
+ * `dchoked`. Fields the engine
  * does not track are derived: `speed` (the peer's own download rate) from what we send it, `uhasqueries` from an
  * unchoked, interested peer we are uploading to, `uflushed` (bytes waiting in the send buffer) from the same.
  */
 export function peerJson(peer: PeerStatus): Record<string, unknown> {
-  const uploading = !peer.weChoked && peer.peerInterested && peer.upRate > 0
+  const uploading = !peer.peerChoked && peer.peerInterested && peer.upRate > 0
   return {
     id: peer.id,
     extended_version: peer.client,
@@ -97,12 +98,12 @@ export function peerJson(peer: PeerStatus): Record<string, unknown> {
     direction: peer.direction,
     uprate: peer.upRate,
     uinterested: peer.peerInterested,
-    uchoked: peer.peerChoked,
+    uchoked: peer.weChoked,
     uhasqueries: uploading,
     uflushed: uploading,
     downrate: peer.downRate,
     dinterested: peer.weInterested,
-    dchoked: peer.weChoked,
+    dchoked: peer.peerChoked,
     snubbed: peer.snubbed,
     utotal: peer.totalUp,
     dtotal: peer.totalDown,
