@@ -256,6 +256,25 @@ async function closedPort(): Promise<number> {
 
 const MAGNET_IH = 'c9e15763f722f23e98a29decdfae341b98d53056'
 
+describe('OpenAPI description', () => {
+  it('describes every download, torrent info and create route with its tag', async () => {
+    const { app } = await setup()
+    const { paths } = (await app.inject({ method: 'GET', url: '/openapi.json' })).json()
+    const tags = (path: string, method: string) => paths[path]?.[method]?.tags
+    expect(tags('/downloads', 'get')).toEqual(['downloads'])
+    expect(tags('/downloads', 'put')).toEqual(['downloads'])
+    for (const method of ['patch', 'delete'])
+      expect(tags('/downloads/{infohash}', method)).toEqual(['downloads'])
+    expect(tags('/downloads/{infohash}/torrent', 'get')).toEqual(['downloads'])
+    expect(tags('/downloads/{infohash}/files', 'get')).toEqual(['downloads'])
+    expect(tags('/torrentinfo', 'get')).toEqual(['torrentinfo'])
+    expect(tags('/createtorrent', 'post')).toEqual(['torrentinfo'])
+    expect(paths['/downloads/{infohash}/torrent'].get.responses['200'].content).toHaveProperty(
+      'application/x-bittorrent',
+    )
+  })
+})
+
 describe('without the BitTorrent engine', () => {
   it('lists no downloads, knows none and cannot start one', async () => {
     const { app } = await setup({ engine: false })

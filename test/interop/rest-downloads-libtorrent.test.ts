@@ -1,0 +1,311 @@
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { parseTorrent } from '../../src/metainfo/index.js'
+import { apiUrl, type CliProcess, runCli, tempStateDir } from '../integration/cli-harness.js'
+import {
+  createTorrent,
+  LibtorrentPeer,
+  libtorrentAvailable,
+  writeRandomFiles,
+} from '../support/libtorrent.js'
+import { freePort } from '../support/tracker-servers.js'
+
+const KEY = 'rest-dl-k3y'
+const HEADERS = { 'x-api-key': KEY }
+
+const cleanups: Array<() => Promise<unknown> | unknown> = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+function core(stateDir: string): CliProcess {
+  const proc = runCli(['--port', '0', '--api-key', KEY], { stateDir })
+  cleanups.push(() => {
+    if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL')
+  })
+  return proc
+}
+
+async function stop(proc: CliProcess, base: string): Promise<void> {
+  await fetch(`${base}/shutdown`, { method: 'PUT', headers: HEADERS })
+  await proc.exited
+}
+
+/** The `/events` stream of a core, collected line by line. */
+function listen(base: string): Array<{ type: string; event?: Record<string, unknown> }> {
+  const seen: Array<{ type: string; event?: Record<string, unknown> }> = []
+  const req = request(`${base}/events`, { headers: HEADERS }, (res) => {
+    let buffered = ''
+    res.setEncoding('utf8')
+    res.on('data', (chunk: string) => {
+      buffered += chunk
+      let newline = buffered.indexOf('\n')
+      while (newline !== -1) {
+        const line = buffered.slice(0, newline).trim()
+        buffered = buffered.slice(newline + 1)
+        if (line !== '') seen.push(JSON.parse(line))
+        newline = buffered.indexOf('\n')
+      }
+    })
+  })
+  req.on('error', () => {})
+  req.end()
+  cleanups.push(() => req.destroy())
+  return seen
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the REST answers are checked by the assertions
+type Json = any
+
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  form?: Record<string, string>,
+): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: HEADERS,
+    ...(form === undefined ? {} : { body: new URLSearchParams(form).toString() }),
+  })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+}
+
+async function downloads(base: string): Promise<Json[]> {
+  return (await call(base, 'GET', '/downloads?get_peers=1&get_pieces=1&get_files=1')).body.downloads
+}
+
+describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real core and libtorrent', () => {
+  it('downloads a magnet from a libtorrent seeder, reports it, exports its .torrent and drives it', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tribler-rest-dl-'))
+    const contents = await writeRandomFiles(join(tmp, 'seed', 'album'), {
+      'one.bin': 700_000,
+      'cd2/two.bin': 300_001,
+    })
+    const made = await createTorrent({
+      path: join(tmp, 'seed', 'album'),
+      out: join(tmp, 'album.torrent'),
+      pieceLength: 32_768,
+    })
+    const seeder = await LibtorrentPeer.start({ host: '127.0.0.63' })
+    cleanups.push(() => seeder.stop())
+    await seeder.addTorrent({ torrentPath: made.torrentPath, savePath: join(tmp, 'seed') })
+    await seeder.waitFor((s) => s.torrents[0]?.state === 'seeding')
+
+    const stateDir = tempStateDir()
+    writeFileSync(
+      join(stateDir, 'settings.json'),
+      JSON.stringify({
+        libtorrent: { port: await freePort('127.0.0.1'), dht: false },
+        download_defaults: { saveas: join(tmp, 'default') },
+      }),
+    )
+    const proc = core(stateDir)
+    const base = await apiUrl(proc)
+    const events = listen(base)
+
+    const magnet = `magnet:?xt=urn:btih:${made.infoHash}&x.pe=${seeder.host}:${seeder.port}`
+    const dest = join(tmp, 'got')
+    const put = await call(base, 'PUT', '/downloads', { uri: magnet, destination: dest })
+    expect(put).toEqual({ status: 200, body: { started: true, infohash: made.infoHash } })
+    // the same magnet again is the same download
+    expect((await call(base, 'PUT', '/downloads', { uri: magnet })).body.infohash).toBe(made.infoHash)
+
+    await vi.waitFor(
+      () =>
+        expect(events).toContainEqual({
+          type: 'torrent_finished',
+          event: { infohash: made.infoHash, name: 'album' },
+        }),
+      { timeout: 120_000, interval: 250 },
+    )
+    for (const [relative, data] of contents)
+      expect(readFileSync(join(dest, 'album', relative)).equals(data)).toBe(true)
+
+    const [listed, ...others] = await downloads(base)
+    expect(others).toEqual([])
+    expect(listed).toMatchObject({
+      name: 'album',
+      infohash: made.infoHash,
+      status: 'DLSTATUS_SEEDING',
+      progress: 1,
+      size: made.totalLength,
+      total_pieces: made.numPieces,
+      destination: dest,
+      hops: 0,
+      anon_download: false,
+      vod_mode: false,
+      error: '',
+    })
+    expect(listed.files).toEqual(
+      made.files.map((f, index) => ({ index, name: f.path, size: f.length, included: true, progress: 1 })),
+    )
+    const bits = Buffer.from(listed.pieces, 'base64')
+    expect(bits.length).toBe(Math.ceil(made.numPieces / 8))
+    for (let i = 0; i < made.numPieces; i++) expect((bits[i >> 3] ?? 0) & (0x80 >> (i & 7))).not.toBe(0)
+    // two seeds have nothing to exchange: libtorrent and the engine both drop the connection once complete
+    expect(Array.isArray(listed.peers)).toBe(true)
+
+    // the .torrent rebuilt from the metadata the seeder sent is the seeder's torrent
+    const exported = await fetch(`${base}/downloads/${made.infoHash}/torrent`, { headers: HEADERS })
+    expect(exported.status).toBe(200)
+    expect(exported.headers.get('content-type')).toBe('application/x-bittorrent')
+    expect(exported.headers.get('content-disposition')).toBe(`attachment; filename=${made.infoHash}.torrent`)
+    const torrent = parseTorrent(Buffer.from(await exported.arrayBuffer()))
+    expect(torrent.infoHashHex).toBe(made.infoHash)
+    expect(Buffer.from(torrent.infoBytes).toString('hex')).toBe(made.infoHex)
+
+    // the metadata of a magnet already downloading comes at once
+    const info = await call(base, 'GET', `/torrentinfo?uri=${encodeURIComponent(magnet)}`)
+    expect(info.status).toBe(200)
+    expect(info.body.metainfo).toMatchObject({ info: { name: 'album' }, download_exists: true })
+
+    expect((await call(base, 'PATCH', `/downloads/${made.infoHash}`, { state: 'stop' })).status).toBe(200)
+    await vi.waitFor(async () => expect((await downloads(base))[0]?.status).toBe('DLSTATUS_STOPPED'), {
+      timeout: 30_000,
+      interval: 250,
+    })
+    await call(base, 'PATCH', `/downloads/${made.infoHash}`, { state: 'resume' })
+    await vi.waitFor(async () => expect((await downloads(base))[0]?.status).toBe('DLSTATUS_SEEDING'), {
+      timeout: 60_000,
+      interval: 250,
+    })
+    const bad = await call(base, 'PATCH', `/downloads/${made.infoHash}`, { 'selected_files[]': '2' })
+    expect(bad).toEqual({ status: 400, body: { error: 'index 2 out of range' } })
+
+    const removed = await call(base, 'DELETE', `/downloads/${made.infoHash}`, { remove_data: '1' })
+    expect(removed).toEqual({ status: 200, body: { removed: true, infohash: made.infoHash } })
+    expect(await downloads(base)).toEqual([])
+    await vi.waitFor(() => expect(existsSync(join(dest, 'album', 'one.bin'))).toBe(false), {
+      timeout: 30_000,
+      interval: 250,
+    })
+    await stop(proc, base)
+  })
+
+  it('fetches a magnet’s metadata for /torrentinfo from a seeder, and times out without one', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tribler-rest-info-'))
+    await writeRandomFiles(join(tmp, 'seed'), { 'film.bin': 200_000 })
+    const made = await createTorrent({ path: join(tmp, 'seed', 'film.bin'), out: join(tmp, 'film.torrent') })
+    const seeder = await LibtorrentPeer.start({ host: '127.0.0.64' })
+    cleanups.push(() => seeder.stop())
+    await seeder.addTorrent({ torrentPath: made.torrentPath, savePath: join(tmp, 'seed') })
+    await seeder.waitFor((s) => s.torrents[0]?.state === 'seeding')
+    const stateDir = tempStateDir()
+    writeFileSync(
+      join(stateDir, 'settings.json'),
+      JSON.stringify({ libtorrent: { dht: false }, download_defaults: { saveas: join(tmp, 'default') } }),
+    )
+    const proc = core(stateDir)
+    const base = await apiUrl(proc)
+    const magnet = `magnet:?xt=urn:btih:${made.infoHash}&x.pe=${seeder.host}:${seeder.port}`
+    const info = await call(base, 'GET', `/torrentinfo?uri=${encodeURIComponent(magnet)}&timeout=60`)
+    expect(info.status).toBe(200)
+    expect(info.body.metainfo.info).toMatchObject({ name: 'film.bin', length: 200_000 })
+    expect(info.body.metainfo.download_exists).toBe(false)
+    // nobody has this one
+    const lonely = `magnet:?xt=urn:btih:${'ab'.repeat(20)}`
+    const timeout = await call(base, 'GET', `/torrentinfo?uri=${encodeURIComponent(lonely)}&timeout=1`)
+    expect(timeout).toEqual({ status: 408, body: { error: 'timeout' } })
+    expect(await downloads(base)).toEqual([])
+    await stop(proc, base)
+  })
+
+  it('seeds a torrent made with POST /createtorrent?download=1 to a libtorrent leecher', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tribler-rest-create-'))
+    const contents = await writeRandomFiles(join(tmp, 'mine'), { 'song.bin': 400_000 })
+    const stateDir = tempStateDir()
+    const enginePort = await freePort('127.0.0.1')
+    writeFileSync(
+      join(stateDir, 'settings.json'),
+      JSON.stringify({
+        libtorrent: { port: enginePort, dht: false },
+        download_defaults: { saveas: join(tmp, 'default') },
+      }),
+    )
+    const proc = core(stateDir)
+    const base = await apiUrl(proc)
+    const created = await call(base, 'POST', '/createtorrent?download=1', {
+      'files[]': join(tmp, 'mine', 'song.bin'),
+    })
+    expect(created.status).toBe(200)
+    const bytes = Buffer.from(created.body.torrent, 'base64')
+    const infoHash = parseTorrent(bytes).infoHashHex
+    await vi.waitFor(
+      async () =>
+        expect((await downloads(base))[0]).toMatchObject({ infohash: infoHash, status: 'DLSTATUS_SEEDING' }),
+      { timeout: 60_000, interval: 250 },
+    )
+    writeFileSync(join(tmp, 'song.torrent'), bytes)
+    const leecher = await LibtorrentPeer.start({ host: '127.0.0.65' })
+    cleanups.push(() => leecher.stop())
+    await leecher.addTorrent({ torrentPath: join(tmp, 'song.torrent'), savePath: join(tmp, 'leech') })
+    await leecher.addPeer({ ip: '127.0.0.1', port: enginePort })
+    await leecher.waitFor((s) => s.torrents[0]?.isSeeding === true, { timeoutMs: 120_000 })
+    expect(
+      readFileSync(join(tmp, 'leech', 'song.bin')).equals(contents.get('song.bin') ?? Buffer.alloc(0)),
+    ).toBe(true)
+    await stop(proc, base)
+  })
+
+  it('starts a torrent from the watch folder once, reports a corrupt one, and does not start it again after a restart', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tribler-rest-watch-'))
+    await writeRandomFiles(join(tmp, 'data'), { 'first.bin': 50_000, 'second.bin': 60_000 })
+    const first = await createTorrent({
+      path: join(tmp, 'data', 'first.bin'),
+      out: join(tmp, 'first.torrent'),
+    })
+    const second = await createTorrent({
+      path: join(tmp, 'data', 'second.bin'),
+      out: join(tmp, 'second.torrent'),
+    })
+    const watched = join(tmp, 'watched')
+    mkdirSync(watched)
+    const stateDir = tempStateDir()
+    writeFileSync(
+      join(stateDir, 'settings.json'),
+      JSON.stringify({
+        libtorrent: { dht: false },
+        download_defaults: { saveas: join(tmp, 'default'), anonymity_enabled: false },
+        watch_folder: { enabled: true, directory: watched },
+      }),
+    )
+    let proc = core(stateDir)
+    let base = await apiUrl(proc)
+    const events = listen(base)
+    copyFileSync(first.torrentPath, join(watched, 'first.torrent'))
+    writeFileSync(join(watched, 'corrupt.torrent'), 'd8:announce3:abce')
+    await vi.waitFor(
+      async () => expect((await downloads(base)).map((d) => d.infohash)).toEqual([first.infoHash]),
+      { timeout: 60_000, interval: 250 },
+    )
+    await vi.waitFor(
+      () =>
+        expect(events).toContainEqual({
+          type: 'watch_folder_corrupt_torrent',
+          event: { name: 'corrupt.torrent' },
+        }),
+      { timeout: 60_000, interval: 250 },
+    )
+    expect(existsSync(join(watched, 'corrupt.torrent.corrupt'))).toBe(true)
+    expect(events.filter((e) => e.type === 'watch_folder_corrupt_torrent')).toHaveLength(1)
+    // the user removes it; the file stays in the folder
+    await call(base, 'DELETE', `/downloads/${first.infoHash}`, { remove_data: '0' })
+    await stop(proc, base)
+
+    proc = core(stateDir)
+    base = await apiUrl(proc)
+    // a scan handles every file in one pass: once the new file is started, the old one was passed over
+    copyFileSync(second.torrentPath, join(watched, 'second.torrent'))
+    await vi.waitFor(
+      async () => expect((await downloads(base)).map((d) => d.infohash)).toContain(second.infoHash),
+      { timeout: 60_000, interval: 250 },
+    )
+    expect((await downloads(base)).map((d) => d.infohash)).toEqual([second.infoHash])
+    await stop(proc, base)
+  })
+})
