@@ -59,6 +59,8 @@ export interface LibtorrentPeerInfo {
   port: number
   client: string
   utp: boolean
+  /** How the connection is encrypted: MSE with RC4, MSE with a plaintext payload, or not at all. */
+  encryption: 'rc4' | 'plaintext' | 'none'
   outgoing: boolean
   seed: boolean
   progress: number
@@ -107,6 +109,10 @@ export interface LibtorrentPeerOptions {
   utp?: boolean
   /** Message stream encryption policy, both directions. Default `enabled` (libtorrent's default). */
   encryption?: 'enabled' | 'disabled' | 'forced'
+  /** Payload methods allowed after an encrypted handshake (`allowed_enc_level`). Default `both`. */
+  encryptionLevel?: 'both' | 'rc4' | 'plaintext'
+  /** Choose plaintext over RC4 when both are possible (`prefer_rc4` off). Default false. */
+  preferPlaintext?: boolean
 }
 
 let pythonCache: string | null | undefined
@@ -241,6 +247,8 @@ export class LibtorrentPeer {
     if (opts.tcp === false) args.push('--no-tcp')
     if (opts.utp === false) args.push('--no-utp')
     args.push('--encryption', opts.encryption ?? 'enabled')
+    args.push('--enc-level', opts.encryptionLevel ?? 'both')
+    if (opts.preferPlaintext === true) args.push('--prefer-plaintext')
     const child = spawn(requirePython(), args, { stdio: ['pipe', 'pipe', 'pipe'] })
     let stderr = ''
     child.stderr.setEncoding('utf8')

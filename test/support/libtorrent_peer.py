@@ -8,7 +8,9 @@ Two modes:
       it (info hash, files with offsets and pad flags, piece hashes, the info dictionary in hex).
 
   libtorrent_peer.py run --listen 127.0.0.X:PORT [--no-tcp] [--no-utp] [--encryption enabled|disabled|forced]
-      Starts a session on loopback only: DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
+                         [--enc-level both|rc4|plaintext] [--prefer-plaintext]
+      Starts a session on loopback only (--encryption sets in_enc_policy and out_enc_policy, --enc-level
+      allowed_enc_level: the payload methods allowed after an encrypted handshake): DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
       allowed. Prints {"event":"ready","port":N} once listening, then reads one command per line:
         {"id":1,"cmd":"add_torrent","torrent":F,"save_path":D,"seed":true|false,"seed_mode":false}
         {"id":2,"cmd":"add_peer","ip":"127.0.0.2","port":6881}
@@ -30,6 +32,16 @@ import libtorrent as lt
 _out_lock = threading.Lock()
 # peer_info::utp_socket (bit 17 in libtorrent 2.0); the Python binding does not export it.
 UTP_SOCKET_FLAG = getattr(lt.peer_info, "utp_socket", 1 << 17)
+RC4_FLAG = getattr(lt.peer_info, "rc4_encrypted", 1 << 19)
+PLAINTEXT_ENCRYPTED_FLAG = getattr(lt.peer_info, "plaintext_encrypted", 1 << 20)
+
+
+def peer_encryption(flags):
+    if flags & RC4_FLAG:
+        return "rc4"
+    if flags & PLAINTEXT_ENCRYPTED_FLAG:
+        return "plaintext"
+    return "none"
 
 
 def emit(obj):
@@ -109,6 +121,10 @@ class Runner:
             "enable_outgoing_utp": not args.no_utp,
             "in_enc_policy": policy,
             "out_enc_policy": policy,
+            "allowed_enc_level": {"both": lt.enc_level.both, "rc4": lt.enc_level.rc4, "plaintext": lt.enc_level.plaintext}[
+                args.enc_level
+            ],
+            "prefer_rc4": not args.prefer_plaintext,
             "user_agent": "tribler-ts-test/libtorrent-" + lt.__version__,
             "alert_mask": lt.alert_category.error | lt.alert_category.status | lt.alert_category.peer | lt.alert_category.connect,
         }
@@ -187,6 +203,7 @@ class Runner:
                         "port": p.ip[1],
                         "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client,
                         "utp": bool(p.flags & UTP_SOCKET_FLAG),
+                        "encryption": peer_encryption(p.flags),
                         "outgoing": bool(p.flags & lt.peer_info.outgoing_connection),
                         "seed": bool(p.flags & lt.peer_info.seed),
                         "progress": p.progress,
@@ -264,6 +281,8 @@ def main():
     r.add_argument("--no-tcp", action="store_true")
     r.add_argument("--no-utp", action="store_true")
     r.add_argument("--encryption", choices=["enabled", "disabled", "forced"], default="enabled")
+    r.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both")
+    r.add_argument("--prefer-plaintext", action="store_true")
     args = parser.parse_args()
     if args.mode == "create":
         cmd_create(args)
