@@ -3,6 +3,7 @@ import { ipv4OrNone } from '../community/addresses.js'
 import { Community, type CommunityDeps, type CommunitySettings } from '../community/community.js'
 import type { Peer } from '../community/peer.js'
 import { PingPayload, PongPayload, SimilarityRequestPayload, SimilarityResponsePayload } from './payloads.js'
+import { RandomWalk, type WalkStrategy } from './strategies.js'
 
 /** The DiscoveryCommunity id. */
 export const DISCOVERY_COMMUNITY_ID = Buffer.from('7e313685c1912a141279f8248fc8db5899c5df5a', 'hex')
@@ -33,7 +34,14 @@ export class DiscoveryCommunity extends Community {
   readonly #timeoutMs: number
 
   constructor(deps: CommunityDeps, settings: DiscoverySettings = {}) {
-    super(deps, DISCOVERY_COMMUNITY_ID, settings)
+    super(deps, DISCOVERY_COMMUNITY_ID, {
+      // py-ipv8's defaults: a random walk to 20 peers, and a similarity request to a random peer every second
+      strategies: (c) => [
+        new RandomWalk(c, { targetPeers: 20 }),
+        new PeriodicSimilarity(c as DiscoveryCommunity),
+      ],
+      ...settings,
+    })
     this.acceptsIntroduceTo = true
     this.#services = settings.services ?? (() => [])
     this.#timeoutMs = settings.requestTimeoutMs ?? 5_000
@@ -136,4 +144,42 @@ function splitIds(list: Buffer): string[] {
   const out: string[] = []
   for (let at = 0; at + 20 <= list.length; at += 20) out.push(list.subarray(at, at + 20).toString('hex'))
   return out
+}
+
+/** Options of {@link PeriodicSimilarity}. */
+export interface PeriodicSimilarityOptions {
+  /** Least time between two requests (default 1 s). */
+  intervalMs?: number
+}
+
+/**
+ * py-ipv8's PeriodicSimilarity: at most once per interval, sends a similarity-request to a random verified peer,
+ * so community lists stay fresh, also those of peers that only ever walked to us. It runs whatever the peer count.
+ *
+ * @example
+ * ```ts
+ * new DiscoveryCommunity(deps, { strategies: (c) => [new PeriodicSimilarity(c as DiscoveryCommunity)] })
+ * ```
+ */
+export class PeriodicSimilarity implements WalkStrategy {
+  readonly targetPeers = -1
+  readonly #overlay: DiscoveryCommunity
+  readonly #intervalMs: number
+  #lastMs = Number.NEGATIVE_INFINITY
+
+  constructor(overlay: DiscoveryCommunity, opts: PeriodicSimilarityOptions = {}) {
+    this.#overlay = overlay
+    this.#intervalMs = opts.intervalMs ?? 1_000
+  }
+
+  takeStep(): void {
+    const overlay = this.#overlay
+    const now = overlay.clock.now()
+    if (now - this.#lastMs < this.#intervalMs) return
+    const peers = overlay.network.peers
+    const peer = peers[Math.floor(overlay.random() * peers.length)]
+    if (peer === undefined) return
+    this.#lastMs = now
+    overlay.sendSimilarityRequest(peer.address)
+  }
 }

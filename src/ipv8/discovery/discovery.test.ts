@@ -7,7 +7,7 @@ import {
 } from '../community/index.js'
 import { type PayloadSchema, signedPacket, verifySigned } from '../serialization/index.js'
 import { OverlayTestNetwork } from '../testing/harness.js'
-import { DISCOVERY_COMMUNITY_ID, DiscoveryCommunity } from './index.js'
+import { DISCOVERY_COMMUNITY_ID, DiscoveryCommunity, PeriodicSimilarity, RandomWalk } from './index.js'
 
 const OTHER = Buffer.from('81ded07332bdc775aa5a46f96de9f8f390bbc9f3', 'hex')
 const make = (deps: CommunityDeps, i: number, bootstrap: SocketAddress[]) =>
@@ -104,5 +104,48 @@ describe('DiscoveryCommunity', () => {
       expect(response.lanIntroductionAddress).toEqual(c.socket.local)
     }
     expect(a.community.network.getPeer(r.key.mid)?.address).toEqual(r.socket.local)
+  })
+
+  it('asks a random peer for its communities every second (PeriodicSimilarity), by default', async () => {
+    const single = await OverlayTestNetwork.create(
+      1,
+      (deps) => new DiscoveryCommunity(deps, { bootstrap: { publicNetwork: false } }),
+    )
+    await single.startAll()
+    expect(single.node(0).community.strategies.map((s) => s.constructor)).toEqual([
+      RandomWalk,
+      PeriodicSimilarity,
+    ])
+    await single.stopAll()
+
+    const services: Buffer[] = []
+    net = await OverlayTestNetwork.create(
+      2,
+      (deps, i) =>
+        new DiscoveryCommunity(deps, {
+          bootstrap: { publicNetwork: false },
+          strategies: (c) => (i === 0 ? [new PeriodicSimilarity(c as DiscoveryCommunity)] : []),
+          services: () => (i === 1 ? services : []),
+        }),
+    )
+    await net.startAll()
+    const [a, b] = [net.node(0), net.node(1)]
+    const requestsOut = () => a.community.statistics.messages.get(1)?.packetsOut ?? 0
+    // no peers: nothing to ask
+    net.advance(3_000)
+    expect(requestsOut()).toBe(0)
+    b.community.walkTo(a.socket.local)
+    net.advance(100)
+    const peer = a.community.network.getPeer(b.key.mid)
+    expect(peer).toBeDefined()
+    if (peer === undefined) return
+    // b starts an overlay later: a learns it without any new introduction
+    services.push(OTHER)
+    const before = requestsOut()
+    net.advance(5_000, 100)
+    const sent = requestsOut() - before
+    expect(sent).toBeGreaterThanOrEqual(4)
+    expect(sent).toBeLessThanOrEqual(6)
+    expect(a.community.network.servicesOf(peer)).toContain(OTHER.toString('hex'))
   })
 })

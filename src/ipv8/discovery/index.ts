@@ -1,4 +1,10 @@
-export { DISCOVERY_COMMUNITY_ID, DiscoveryCommunity, type DiscoverySettings } from './discovery-community.js'
+export {
+  DISCOVERY_COMMUNITY_ID,
+  DiscoveryCommunity,
+  type DiscoverySettings,
+  PeriodicSimilarity,
+  type PeriodicSimilarityOptions,
+} from './discovery-community.js'
 export * from './payloads.js'
 export {
   EdgeWalk,
