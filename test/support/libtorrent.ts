@@ -239,6 +239,11 @@ export class LibtorrentPeer {
     )
   }
 
+  /** The process id of the libtorrent child (benchmarks read its CPU time and peak RSS from /proc). */
+  get pid(): number | undefined {
+    return this.#child.pid
+  }
+
   /** Starts a libtorrent session listening on `host:port` and resolves once it listens. */
   static async start(opts: LibtorrentPeerOptions = {}): Promise<LibtorrentPeer> {
     const host = opts.host ?? '127.0.0.1'
