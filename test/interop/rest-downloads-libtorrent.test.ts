@@ -215,15 +215,17 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
     await stop(proc, base)
   })
 
-  it('seeds a torrent made with POST /createtorrent?download=1 to a libtorrent leecher', async () => {
+  it('seeds a torrent made with POST /createtorrent?download=1 to a libtorrent leecher, listing it as a peer', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'tribler-rest-create-'))
     const contents = await writeRandomFiles(join(tmp, 'mine'), { 'song.bin': 400_000 })
     const stateDir = tempStateDir()
     const enginePort = await freePort('127.0.0.1')
+    // the upload limit keeps the leecher connected long enough to be listed
+    const uploadLimit = 64 * 1024
     writeFileSync(
       join(stateDir, 'settings.json'),
       JSON.stringify({
-        libtorrent: { port: enginePort, dht: false },
+        libtorrent: { port: enginePort, dht: false, max_upload_rate: uploadLimit },
         download_defaults: { saveas: join(tmp, 'default') },
       }),
     )
@@ -244,7 +246,29 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
     const leecher = await LibtorrentPeer.start({ host: '127.0.0.65' })
     cleanups.push(() => leecher.stop())
     await leecher.addTorrent({ torrentPath: join(tmp, 'song.torrent'), savePath: join(tmp, 'leech') })
-    await leecher.addPeer({ ip: '127.0.0.1', port: enginePort })
+    const seen = await vi.waitFor(
+      async () => {
+        // libtorrent drops a manual peer it could not reach while the torrent was still being checked
+        if ((await leecher.status()).torrents[0]?.numPeers === 0) {
+          await leecher.addPeer({ ip: '127.0.0.1', port: enginePort })
+        }
+        const [listed] = await downloads(base)
+        const peer = listed?.peers.find((p: { ip: string }) => p.ip === leecher.host)
+        expect(peer).toBeDefined()
+        return { listed, peer }
+      },
+      { timeout: 60_000, interval: 250 },
+    )
+    expect(seen.listed).toMatchObject({ max_upload_speed: uploadLimit, max_download_speed: 0 })
+    expect(seen.peer).toMatchObject({
+      ip: leecher.host,
+      direction: 'R',
+      uinterested: true,
+      dinterested: false,
+      seed: false,
+      extended_version: expect.stringContaining('libtorrent'),
+    })
+    expect(seen.peer.id).toMatch(/^[0-9a-f]{40}$/)
     await leecher.waitFor((s) => s.torrents[0]?.isSeeding === true, { timeoutMs: 120_000 })
     expect(
       readFileSync(join(tmp, 'leech', 'song.bin')).equals(contents.get('song.bin') ?? Buffer.alloc(0)),
