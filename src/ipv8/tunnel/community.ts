@@ -26,6 +26,7 @@ import { TunnelError } from './errors.js'
 import { ExitSocket } from './exit-socket.js'
 import {
   CandidateList,
+  CELL_MESSAGE_OFFSET,
   type Cell,
   CreatedPayload,
   CreatePayload,
@@ -34,8 +35,10 @@ import {
   couldBeIpv8,
   DataPayload,
   DestroyPayload,
+  dataCellMessage,
   decodeCell,
   decodeCellMessage,
+  decodeDataCellMessage,
   ExtendedPayload,
   ExtendPayload,
   ExtraIntroductionPayload,
@@ -45,6 +48,7 @@ import {
   PongPayload,
   TestRequestPayload,
   TestResponsePayload,
+  writeCellHeader,
 } from './payloads.js'
 import {
   BACKWARD,
@@ -490,32 +494,46 @@ export class TunnelCommunity extends Community {
 
   /** Encrypts a cell as the tables say and sends it straight to a neighbour. */
   #sendCell<T extends { circuitId: number }>(to: SocketAddress, schema: PayloadSchema<T>, value: T): void {
-    const circuitId = value.circuitId
-    const plaintext = PLAINTEXT_MESSAGE_IDS.has(schema.msgId)
-    let message = cellMessage(schema, value)
+    const message =
+      schema.msgId === DataPayload.msgId
+        ? dataCellMessage(
+            (value as unknown as DataPayload).destination,
+            (value as unknown as DataPayload).origin,
+            (value as unknown as DataPayload).data,
+          )
+        : cellMessage(schema, value)
+    this.#sendMessage(to, value.circuitId, schema.msgId, message)
+  }
+
+  #sendMessage(to: SocketAddress, circuitId: CircuitId, msgId: number, message: Buffer): void {
     const circuit = this.circuits.get(circuitId)
     let relayEarly = false
     if (circuit !== undefined) {
-      relayEarly =
-        schema.msgId === ExtendPayload.msgId || circuit.relayEarlyCount < this.settings.maxRelayEarly
+      relayEarly = msgId === ExtendPayload.msgId || circuit.relayEarlyCount < this.settings.maxRelayEarly
       if (relayEarly) circuit.relayEarlyCount += 1
     }
-    if (!plaintext) {
-      const exit = this.exitSockets.get(circuitId)
-      const relay = this.relays.get(circuitId)
-      if (circuit !== undefined) message = onionEncrypt(message, circuit.hopKeys)
-      else if (exit !== undefined) message = encryptLayer(message, exit.keys, BACKWARD)
-      else if (relay !== undefined) {
-        // only right after a created was turned into relay routes: the extended goes back one layer deep
-        const back = this.relays.get(relay.circuitId)
-        if (back === undefined) return
-        message = encryptLayer(message, back.keys, back.direction)
-      } else {
-        log.debug('no keys for cell', { circuitId, msgId: schema.msgId })
-        return
+    let packet: Buffer
+    if (PLAINTEXT_MESSAGE_IDS.has(msgId)) {
+      packet = encodeCell(this.prefix, { circuitId, plaintext: true, relayEarly, message })
+    } else {
+      let sealed: Buffer
+      if (circuit !== undefined) sealed = onionEncrypt(message, circuit.hopKeys, CELL_MESSAGE_OFFSET)
+      else {
+        const exit = this.exitSockets.get(circuitId)
+        const relay = this.relays.get(circuitId)
+        if (exit !== undefined) sealed = encryptLayer(message, exit.keys, BACKWARD, CELL_MESSAGE_OFFSET)
+        else if (relay !== undefined) {
+          // only right after a created was turned into relay routes: the extended goes back one layer deep
+          const back = this.relays.get(relay.circuitId)
+          if (back === undefined) return
+          sealed = encryptLayer(message, back.keys, back.direction, CELL_MESSAGE_OFFSET)
+        } else {
+          log.debug('no keys for cell', { circuitId, msgId })
+          return
+        }
       }
+      packet = writeCellHeader(sealed, this.prefix, circuitId, relayEarly)
     }
-    const packet = encodeCell(this.prefix, { circuitId, plaintext, relayEarly, message })
     this.send(to, packet)
     if (circuit !== undefined) circuit.bytesUp += packet.length
     else {
@@ -569,7 +587,10 @@ export class TunnelCommunity extends Community {
     }
     let payload: { circuitId: number }
     try {
-      payload = decodeCellMessage(entry[0], circuitId, message)
+      payload =
+        msgId === DataPayload.msgId
+          ? decodeDataCellMessage(circuitId, message)
+          : decodeCellMessage(entry[0], circuitId, message)
     } catch {
       this.drops.malformed += 1
       return false
@@ -592,12 +613,12 @@ export class TunnelCommunity extends Community {
       this.drops.relayEarly += 1
       return false
     }
-    let message: Buffer
+    let sealed: Buffer
     try {
-      message =
+      sealed =
         next.direction === FORWARD
-          ? decryptLayer(cell.message, next.keys, FORWARD)
-          : encryptLayer(cell.message, next.keys, BACKWARD)
+          ? decryptLayer(cell.message, next.keys, FORWARD, CELL_MESSAGE_OFFSET)
+          : encryptLayer(cell.message, next.keys, BACKWARD, CELL_MESSAGE_OFFSET)
     } catch (err) {
       this.#countDecryptError(err)
       return false
@@ -608,12 +629,7 @@ export class TunnelCommunity extends Community {
       back.lastActivityMs = now
       back.bytesDown += length
     }
-    const packet = encodeCell(this.prefix, {
-      circuitId: next.circuitId,
-      plaintext: false,
-      relayEarly: cell.relayEarly,
-      message,
-    })
+    const packet = writeCellHeader(sealed, this.prefix, next.circuitId, cell.relayEarly)
     this.send(next.address, packet)
     next.bytesUp += packet.length
     next.lastActivityMs = now

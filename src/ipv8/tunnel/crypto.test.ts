@@ -15,13 +15,17 @@ import {
 } from './crypto.js'
 import {
   CandidateList,
+  CELL_MESSAGE_OFFSET,
   CreatedPayload,
   CreatePayload,
   cellMessage,
   DataPayload,
+  dataCellMessage,
   decodeCell,
   decodeCellMessage,
+  decodeDataCellMessage,
   encodeCell,
+  writeCellHeader,
 } from './payloads.js'
 import { BACKWARD, FORWARD, TUNNEL_COMMUNITY_ID } from './types.js'
 
@@ -242,6 +246,29 @@ describe('onions', () => {
       data: hex('0000000068656c6c6f2065786974'),
     })
     expect(cellMessage(DataPayload, data).toString('hex')).toBe(f.inner_plaintext_message)
+  })
+
+  it('builds the same datagram in place: layers leave room for the cell header', () => {
+    const f = v.onion_forward
+    const sealed = onionEncrypt(hex(f.inner_plaintext_message), allKeys(), CELL_MESSAGE_OFFSET)
+    expect(writeCellHeader(sealed, prefix, f.circuit_id, true).toString('hex')).toBe(f.cell_packet)
+    const data = dataCellMessage(
+      { host: '127.0.0.1', port: 9999 },
+      { host: '0.0.0.0', port: 0 },
+      hex('0000000068656c6c6f2065786974'),
+    )
+    expect(data.toString('hex')).toBe(f.inner_plaintext_message)
+    // a relay peels into room for its own header
+    const relay = decryptLayer(
+      decodeCell(hex(f.cell_packet)).message,
+      keysOf(1),
+      FORWARD,
+      CELL_MESSAGE_OFFSET,
+    )
+    expect(relay.subarray(CELL_MESSAGE_OFFSET).toString('hex')).toBe(f.relay_peeling[0]?.after_decrypt)
+    expect(decodeDataCellMessage(7, hex(f.inner_plaintext_message)).data.toString('hex')).toBe(
+      '0000000068656c6c6f2065786974',
+    )
   })
 
   it('builds the backward onion hop by hop and the initiator removes every layer', () => {

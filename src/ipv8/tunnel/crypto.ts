@@ -297,30 +297,51 @@ const nonceScratch = Buffer.alloc(12)
  * Adds one layer: `counter(8, BE) || ChaCha20-Poly1305-IETF(key_dir, salt_dir || counter, plaintext)`. The
  * direction's counter is incremented first, so a (key, nonce) pair is never reused.
  */
-export function encryptLayer(plaintext: Uint8Array, keys: SessionKeys, direction: Direction): Buffer {
+export function encryptLayer(
+  plaintext: Uint8Array,
+  keys: SessionKeys,
+  direction: Direction,
+  headroom = 0,
+): Buffer {
   const forward = direction === FORWARD
   const counter = forward ? ++keys.counterForward : ++keys.counterBackward
   const key = forward ? keys.keyForward : keys.keyBackward
   const salt = forward ? keys.saltForward : keys.saltBackward
-  const out = Buffer.allocUnsafe(plaintext.length + LAYER_OVERHEAD)
-  writeCounter(out, counter, 0)
+  // `headroom` bytes are left free in front, so a cell header can be written without another copy
+  const out = Buffer.allocUnsafe(headroom + plaintext.length + LAYER_OVERHEAD)
+  writeCounter(out, counter, headroom)
   salt.copy(nonceScratch, 0)
-  out.copy(nonceScratch, 4, 0, 8)
+  out.copy(nonceScratch, 4, headroom, headroom + 8)
   const message = Buffer.isBuffer(plaintext) ? plaintext : Buffer.from(plaintext)
   if (sodium !== undefined) {
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out.subarray(8), message, null, null, nonceScratch, key)
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      out.subarray(headroom + 8),
+      message,
+      null,
+      null,
+      nonceScratch,
+      key,
+    )
     return out
   }
   const cipher = createCipheriv('chacha20-poly1305', key, nonceScratch, { authTagLength: 16 })
   const body = cipher.update(message)
   cipher.final()
-  body.copy(out, 8)
-  cipher.getAuthTag().copy(out, 8 + body.length)
+  body.copy(out, headroom + 8)
+  cipher.getAuthTag().copy(out, headroom + 8 + body.length)
   return out
 }
 
-/** Removes one layer; throws `DECRYPT` for a short, forged, replayed-under-another-key or damaged layer. */
-export function decryptLayer(layer: Uint8Array, keys: SessionKeys, direction: Direction): Buffer {
+/**
+ * Removes one layer; throws `DECRYPT` for a short, forged or damaged layer (or one under other keys), `REPLAY` for
+ * a counter these keys already accepted. With `headroom`, that many free bytes precede the plaintext.
+ */
+export function decryptLayer(
+  layer: Uint8Array,
+  keys: SessionKeys,
+  direction: Direction,
+  headroom = 0,
+): Buffer {
   if (layer.length < LAYER_OVERHEAD)
     throw new TunnelError('DECRYPT', { reason: 'truncated', length: layer.length })
   const data = Buffer.isBuffer(layer) ? layer : Buffer.from(layer)
@@ -334,13 +355,20 @@ export function decryptLayer(layer: Uint8Array, keys: SessionKeys, direction: Di
   if (window !== undefined && !window.fresh(counter)) throw new TunnelError('REPLAY', { counter })
   let out: Buffer
   try {
+    out = Buffer.allocUnsafe(headroom + data.length - LAYER_OVERHEAD)
     if (sodium !== undefined) {
-      out = Buffer.allocUnsafe(data.length - LAYER_OVERHEAD)
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, data.subarray(8), null, nonceScratch, key)
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+        out.subarray(headroom),
+        null,
+        data.subarray(8),
+        null,
+        nonceScratch,
+        key,
+      )
     } else {
       const decipher = createDecipheriv('chacha20-poly1305', key, nonceScratch, { authTagLength: 16 })
       decipher.setAuthTag(data.subarray(data.length - 16))
-      out = decipher.update(data.subarray(8, data.length - 16))
+      decipher.update(data.subarray(8, data.length - 16)).copy(out, headroom)
       decipher.final()
     }
   } catch (err) {
@@ -354,10 +382,11 @@ export function decryptLayer(layer: Uint8Array, keys: SessionKeys, direction: Di
  * The originator's onion: encrypts FORWARD for the last hop first and the first hop last, so each relay peels
  * one layer (spec §7.5).
  */
-export function onionEncrypt(message: Uint8Array, hops: readonly SessionKeys[]): Buffer {
-  let out: Buffer = Buffer.from(message)
-  for (let i = hops.length - 1; i >= 0; i--) out = encryptLayer(out, hops[i] as SessionKeys, FORWARD)
-  return out
+export function onionEncrypt(message: Uint8Array, hops: readonly SessionKeys[], headroom = 0): Buffer {
+  let out: Buffer = Buffer.isBuffer(message) ? message : Buffer.from(message)
+  for (let i = hops.length - 1; i >= 0; i--)
+    out = encryptLayer(out, hops[i] as SessionKeys, FORWARD, i === 0 ? headroom : 0)
+  return hops.length === 0 && headroom > 0 ? Buffer.concat([Buffer.alloc(headroom), out]) : out
 }
 
 /** The originator removes every BACKWARD layer a reply got on its way back, first hop first. */

@@ -1,3 +1,4 @@
+import type { SocketAddress } from '../../net/index.js'
 import {
   nested,
   nestedList,
@@ -222,6 +223,24 @@ export function encodeCell(prefix: Buffer, cell: Cell): Buffer {
   return out
 }
 
+/**
+ * Writes a cell header into the first {@link CELL_MESSAGE_OFFSET} bytes of `out`, whose message already follows
+ * them (the layer functions leave that room), and returns `out`.
+ */
+export function writeCellHeader(
+  out: Buffer,
+  prefix: Buffer,
+  circuitId: CircuitId,
+  relayEarly: boolean,
+): Buffer {
+  prefix.copy(out, 0)
+  out[PREFIX_LENGTH] = CellPayload.msgId
+  out.writeUInt32BE(circuitId >>> 0, PREFIX_LENGTH + 1)
+  out[PREFIX_LENGTH + 5] = 0
+  out[PREFIX_LENGTH + 6] = relayEarly ? 1 : 0
+  return out
+}
+
 /** Splits a cell datagram (prefix already matched); throws `BAD_CELL` if it has no inner message id. */
 export function decodeCell(data: Buffer): Cell {
   if (data.length <= CELL_MESSAGE_OFFSET)
@@ -242,6 +261,31 @@ export function cellMessage<T extends Cellable>(schema: PayloadSchema<T>, value:
   const body = schema.encode(value)
   body[3] = schema.msgId
   return body.subarray(3)
+}
+
+const DataBody = struct({ destination: 'address', origin: 'address', data: 'raw' }, 'data-body')
+const NO_ORIGIN_HEADERS = new Map<string, Buffer>()
+
+/** The cell message of a data payload (`1 || destination || origin || data`), built with one copy of `data`. */
+export function dataCellMessage(destination: SocketAddress, origin: SocketAddress, data: Buffer): Buffer {
+  const key = `${destination.host}|${destination.port}|${origin.host}|${origin.port}`
+  let header = NO_ORIGIN_HEADERS.get(key)
+  if (header === undefined) {
+    const body = DataBody.encode({ destination, origin, data: Buffer.alloc(0) })
+    header = Buffer.concat([Buffer.from([DataPayload.msgId]), body])
+    if (NO_ORIGIN_HEADERS.size >= 1024) NO_ORIGIN_HEADERS.clear()
+    NO_ORIGIN_HEADERS.set(key, header)
+  }
+  const out = Buffer.allocUnsafe(header.length + data.length)
+  header.copy(out, 0)
+  data.copy(out, header.length)
+  return out
+}
+
+/** Decodes a decrypted data cell message without copying its payload. */
+export function decodeDataCellMessage(circuitId: CircuitId, message: Buffer): DataPayload {
+  if (message[0] !== DataPayload.msgId) throw new TunnelError('BAD_CELL', { reason: 'not a data message' })
+  return { circuitId, ...DataBody.decode(message, 1) }
 }
 
 /** Decodes a decrypted cell message with the circuit id from the cell header. */
