@@ -176,6 +176,26 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
     })
     const bad = await call(base, 'PATCH', `/downloads/${made.infoHash}`, { 'selected_files[]': '2' })
     expect(bad).toEqual({ status: 400, body: { error: 'index 2 out of range' } })
+    const selected = await call(base, 'PATCH', `/downloads/${made.infoHash}`, { 'selected_files[]': '1' })
+    expect(selected.status).toBe(200)
+    const files = await call(base, 'GET', `/downloads/${made.infoHash}/files`)
+    expect(files.body.files.map((f: { included: boolean }) => f.included)).toEqual([false, true])
+
+    // the engine has no anonymous downloads yet: the hop change fails and the download is put back as it was
+    const hops = await call(base, 'PATCH', `/downloads/${made.infoHash}`, { anon_hops: '1' })
+    expect(hops.status).toBe(500)
+    expect(hops.body.error).toMatchObject({ handled: true, code: 'ANON_NOT_SUPPORTED' })
+    await vi.waitFor(
+      async () =>
+        expect((await downloads(base))[0]).toMatchObject({
+          infohash: made.infoHash,
+          hops: 0,
+          destination: dest,
+          status: 'DLSTATUS_SEEDING',
+          files: [expect.objectContaining({ included: false }), expect.objectContaining({ included: true })],
+        }),
+      { timeout: 60_000, interval: 250 },
+    )
 
     const removed = await call(base, 'DELETE', `/downloads/${made.infoHash}`, { remove_data: '1' })
     expect(removed).toEqual({ status: 200, body: { removed: true, infohash: made.infoHash } })
@@ -207,6 +227,26 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
     expect(info.status).toBe(200)
     expect(info.body.metainfo.info).toMatchObject({ name: 'film.bin', length: 200_000 })
     expect(info.body.metainfo.download_exists).toBe(false)
+    // bad input is refused by a real core as by the contract, and adds nothing
+    const file = join(tmp, 'plain-file')
+    writeFileSync(file, 'x')
+    const port = await freePort('127.0.0.1')
+    const refusals: Array<[Record<string, string>, number, string | RegExp]> = [
+      [{}, 400, 'uri parameter missing'],
+      [{ uri: 'abcd' }, 500, 'invalid uri'],
+      [{ uri: 'magnet:?dn=x' }, 400, 'missing infohash'],
+      [{ uri: `http://127.0.0.1:${port}/x.torrent` }, 500, /ECONNREFUSED/],
+      [{ uri: `file:${file}` }, 500, /^invalid torrent file/],
+      [{ uri: magnet, destination: join(file, 'sub') }, 400, /^destination is not a writable directory/],
+      [{ uri: magnet, anon_hops: '1' }, 400, 'Cannot set anonymous download without safe seeding enabled'],
+      [{ uri: magnet, anon_hops: '1', safe_seeding: '1' }, 500, /not supported yet/],
+    ]
+    for (const [form, status, error] of refusals) {
+      const res = await call(base, 'PUT', '/downloads', form)
+      expect({ form, status: res.status }).toEqual({ form, status })
+      expect(res.body.error).toMatch(error)
+    }
+    expect(await downloads(base)).toEqual([])
     // nobody has this one
     const lonely = `magnet:?xt=urn:btih:${'ab'.repeat(20)}`
     const timeout = await call(base, 'GET', `/torrentinfo?uri=${encodeURIComponent(lonely)}&timeout=1`)
