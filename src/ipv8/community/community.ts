@@ -563,7 +563,7 @@ export class Community implements Service {
         return false
       }
       const now = this.clock.now()
-      const known = this.network.getPeer(frame.publicKey.mid)
+      const known = this.network.getPeer(frame.publicKey.midHex)
       const peer = known ?? new Peer(frame.publicKey, source, now)
       if (known !== undefined && sameAddress(known.address, source)) known.lastSeenMs = now
       if (frame.globalTime !== undefined && frame.globalTime > peer.globalTime)

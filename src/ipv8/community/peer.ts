@@ -26,7 +26,7 @@ export class Peer {
   constructor(publicKey: PublicKey, address: SocketAddress, nowMs: number) {
     this.publicKey = publicKey
     this.mid = publicKey.mid
-    this.midHex = this.mid.toString('hex')
+    this.midHex = publicKey.midHex
     this.address = address
     this.lastSeenMs = nowMs
   }

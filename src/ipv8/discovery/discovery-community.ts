@@ -102,7 +102,7 @@ export class DiscoveryCommunity extends Community {
   }
 
   #admits(peer: Peer): Peer | undefined {
-    const known = this.network.getPeer(peer.mid)
+    const known = this.network.getPeer(peer.midHex)
     if (known !== undefined) return known
     if (this.network.size >= this.maxPeers) return undefined
     const added = this.network.addVerifiedPeer(peer)

@@ -1,13 +1,32 @@
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { keyVectors } from '../testing/vectors.js'
-import { keyFromBin, loadOrCreateKeyFile, PrivateKey, PublicKey } from './index.js'
+import { keyFromBin, loadOrCreateKeyFile, PrivateKey, PUBLIC_KEY_PREFIX, PublicKey } from './index.js'
 
 const hex = (text: string): Buffer => Buffer.from(text, 'hex')
 
 describe('LibNaCL keys', () => {
+  it('keeps parsed public keys in a bounded least-recently-used cache', () => {
+    const bin = (): Buffer => Buffer.concat([PUBLIC_KEY_PREFIX, randomBytes(64)])
+    const hot = bin()
+    const hotKey = PublicKey.fromBin(hot)
+    const cold = bin()
+    const coldKey = PublicKey.fromBin(cold)
+    expect(PublicKey.fromBin(Buffer.from(cold))).toBe(coldKey)
+    for (let i = 0; i < 5_000; i++) {
+      PublicKey.fromBin(bin())
+      if (i % 1_000 === 0) expect(PublicKey.fromBin(hot)).toBe(hotKey)
+    }
+    expect(PublicKey.fromBin(hot)).toBe(hotKey)
+    const reparsed = PublicKey.fromBin(cold)
+    expect(reparsed).not.toBe(coldKey)
+    expect(reparsed.equals(coldKey)).toBe(true)
+    expect(hotKey.midHex).toBe(hotKey.mid.toString('hex'))
+  })
+
   for (const vector of keyVectors()) {
     it(`reproduces py-ipv8 key pair ${vector.index}: bins, mid and signature`, () => {
       const key = new PrivateKey(hex(vector.curve25519_secret_key), hex(vector.ed25519_seed))

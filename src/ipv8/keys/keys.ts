@@ -82,6 +82,7 @@ export class PublicKey {
   #verifier: KeyObject | undefined
   #curve: KeyObject | undefined
   #mid: Buffer | undefined
+  #midHex: string | undefined
 
   /** Builds a key from its two raw 32-byte halves. */
   constructor(curvePublicKey: Uint8Array, verifyKey: Uint8Array) {
@@ -101,7 +102,12 @@ export class PublicKey {
   static fromBin(bin: Uint8Array): PublicKey {
     const cacheKey = Buffer.from(bin.buffer, bin.byteOffset, bin.byteLength).toString('latin1')
     const cached = keyCache.get(cacheKey)
-    if (cached !== undefined) return cached
+    if (cached !== undefined) {
+      // least recently used first: a key in use moves to the back, so floods of new keys evict idle ones
+      keyCache.delete(cacheKey)
+      keyCache.set(cacheKey, cached)
+      return cached
+    }
     const key = parsePublicBin(bin)
     if (keyCache.size >= KEY_CACHE_SIZE) {
       const oldest = keyCache.keys().next()
@@ -125,6 +131,12 @@ export class PublicKey {
   get mid(): Buffer {
     this.#mid ??= createHash('sha1').update(this.#bin).digest()
     return this.#mid
+  }
+
+  /** The member id in hex (computed once per key). */
+  get midHex(): string {
+    this.#midHex ??= this.mid.toString('hex')
+    return this.#midHex
   }
 
   /** Length of this key type's signatures. */
