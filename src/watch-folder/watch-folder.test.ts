@@ -74,7 +74,9 @@ describe('WatchFolder', () => {
     // the core's start triggers the first scan; scan() runs after it
     const first = await start(join(dir, 'state'), folder, manager)
     await first.watch.scan()
-    const sources = manager.added.map((o) => (o.source.kind === 'torrent' ? o.source.torrent : Buffer.alloc(0)))
+    const sources = manager.added.map((o) =>
+      o.source.kind === 'torrent' ? o.source.torrent : Buffer.alloc(0),
+    )
     expect(sources.sort(Buffer.compare)).toEqual([a, b].sort(Buffer.compare))
     expect(manager.added.map((o) => [o.hops, o.safeSeeding])).toEqual([
       [0, false],
