@@ -24,6 +24,7 @@ export {
   DEFAULT_TUNNEL_SETTINGS,
   type JoinedInfo,
   MAX_HOPS,
+  maxCircuitPayload,
   PEER_FLAG_EXIT_BT,
   PEER_FLAG_EXIT_HTTP,
   PEER_FLAG_EXIT_IPV8,

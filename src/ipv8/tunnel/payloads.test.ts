@@ -29,6 +29,7 @@ import {
   IntroEstablishedPayload,
   LinkE2EPayload,
   LinkedE2EPayload,
+  maxCircuitPayload,
   PeersRequestPayload,
   PeersResponsePayload,
   PingPayload,
@@ -188,6 +189,22 @@ describe('tunnel payloads', () => {
       PEER_FLAG_SPEED_TEST,
     ])
     expect(ExtraIntroductionPayload.encode({ flags: [1, 2, 4, 8] })).toEqual(extra)
+  })
+
+  it('sizes circuit payloads so a 1500-byte MTU cell is never exceeded', () => {
+    for (const hops of [1, 2, 3]) {
+      const payload = Buffer.alloc(maxCircuitPayload(hops))
+      let message = cellMessage(DataPayload, {
+        circuitId: 1,
+        destination: addr('203.0.113.9', 6881),
+        origin: addr('0.0.0.0', 0),
+        data: payload,
+      })
+      message = Buffer.concat([message, Buffer.alloc(24 * hops)]) // the layers
+      const cell = encodeCell(prefix, { circuitId: 1, plaintext: false, relayEarly: false, message })
+      expect(cell.length + 28).toBe(1500)
+    }
+    expect(maxCircuitPayload(3)).toBe(1356)
   })
 
   it('refuses a cell without an inner message id', () => {

@@ -300,6 +300,21 @@ export function decodeCellMessage<T extends Cellable>(
   return schema.decode(body)
 }
 
+/**
+ * The largest UDP payload a circuit of `hops` hops carries to an IPv4 destination without its cells growing past
+ * `mtu` (IP and UDP headers included): every layer adds 24 bytes, the cell header 29 and the data header 15.
+ *
+ * @example
+ * ```ts
+ * maxCircuitPayload(3) // 1356: the uTP packet size to use over 3-hop circuits
+ * ```
+ */
+export function maxCircuitPayload(hops: number, mtu = 1500): number {
+  const ipUdp = 28
+  const dataHeader = 1 + 7 + 7
+  return mtu - ipUdp - CELL_MESSAGE_OFFSET - dataHeader - hops * 24
+}
+
 /** Whether `data` looks like an IPv8 datagram (spec §7.6 data checker). */
 export function couldBeIpv8(data: Uint8Array): boolean {
   return data.length >= 23 && data[0] === 0 && (data[1] === 1 || data[1] === 2)

@@ -8,19 +8,26 @@ export const BACKWARD = 1
 /** Which key and salt pair a layer uses (not which peer owns them). */
 export type Direction = typeof FORWARD | typeof BACKWARD
 
-/** Peer capability flags, advertised in the extra bytes of introductions (spec §7.3). */
+// Peer capability flags, advertised in the extra bytes of introductions (spec §7.3).
+/** Relays other nodes' circuits. */
 export const PEER_FLAG_RELAY = 1
+/** Exits BitTorrent-like UDP traffic (uTP, UDP trackers, DHT). */
 export const PEER_FLAG_EXIT_BT = 2
+/** Exits IPv8 traffic. */
 export const PEER_FLAG_EXIT_IPV8 = 4
+/** Answers speed tests. */
 export const PEER_FLAG_SPEED_TEST = 8
 /** Tribler: a backup exit, avoided while other exits exist. */
 export const PEER_FLAG_EXIT_BACKUP = 16384
 /** Tribler: exits HTTP requests. */
 export const PEER_FLAG_EXIT_HTTP = 32768
 
-/** Destroy reasons (spec §7.2). */
+// Destroy reasons (spec §7.2).
+/** Destroy reason: unknown. */
 export const DESTROY_REASON_UNKNOWN = 1
+/** Destroy reason: the node shuts down. */
 export const DESTROY_REASON_SHUTDOWN = 2
+/** Destroy reason: the circuit is no longer needed. */
 export const DESTROY_REASON_UNNEEDED = 4
 
 /** The pure py-ipv8 TunnelCommunity id. */
