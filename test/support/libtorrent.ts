@@ -107,6 +107,8 @@ export interface LibtorrentPeerOptions {
   tcp?: boolean
   /** Accept and dial uTP. Default true. */
   utp?: boolean
+  /** Upload limit in bytes per second (default 0, unlimited). */
+  uploadRate?: number
   /** Message stream encryption policy, both directions. Default `enabled` (libtorrent's default). */
   encryption?: 'enabled' | 'disabled' | 'forced'
   /** Payload methods allowed after an encrypted handshake (`allowed_enc_level`). Default `both`. */
@@ -251,6 +253,7 @@ export class LibtorrentPeer {
     const args = [SCRIPT, 'run', '--listen', `${host.includes(':') ? `[${host}]` : host}:${opts.port ?? 0}`]
     if (opts.tcp === false) args.push('--no-tcp')
     if (opts.utp === false) args.push('--no-utp')
+    if (opts.uploadRate !== undefined) args.push('--upload-rate', String(opts.uploadRate))
     args.push('--encryption', opts.encryption ?? 'enabled')
     args.push('--enc-level', opts.encryptionLevel ?? 'both')
     if (opts.preferPlaintext === true) args.push('--prefer-plaintext')

@@ -7,7 +7,7 @@ Two modes:
       Makes a v1 .torrent of file or folder P (no trackers), writes it to F and prints one JSON object describing
       it (info hash, files with offsets and pad flags, piece hashes, the info dictionary in hex).
 
-  libtorrent_peer.py run --listen 127.0.0.X:PORT [--no-tcp] [--no-utp] [--encryption enabled|disabled|forced]
+  libtorrent_peer.py run --listen 127.0.0.X:PORT [--no-tcp] [--no-utp] [--upload-rate B/S] [--encryption enabled|disabled|forced]
                          [--enc-level both|rc4|plaintext] [--prefer-plaintext]
       Starts a session on loopback only (--encryption sets in_enc_policy and out_enc_policy, --enc-level
       allowed_enc_level: the payload methods allowed after an encrypted handshake): DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
@@ -126,9 +126,16 @@ class Runner:
             ],
             "prefer_rc4": not args.prefer_plaintext,
             "user_agent": "tribler-ts-test/libtorrent-" + lt.__version__,
+            "upload_rate_limit": args.upload_rate,
             "alert_mask": lt.alert_category.error | lt.alert_category.status | lt.alert_category.peer | lt.alert_category.connect,
         }
         self.session = lt.session(settings)
+        if args.upload_rate:
+            # Loopback peers are in libtorrent's unlimited local peer class; put everyone in the global class so
+            # the limit applies on 127.0.0.0/8 too.
+            classes = lt.ip_filter()
+            classes.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+            self.session.set_peer_class_filter(classes)
         self.handles = {}
         self.stopping = False
 
@@ -280,6 +287,7 @@ def main():
     r.add_argument("--listen", required=True)
     r.add_argument("--no-tcp", action="store_true")
     r.add_argument("--no-utp", action="store_true")
+    r.add_argument("--upload-rate", type=int, default=0, help="bytes per second, 0 unlimited")
     r.add_argument("--encryption", choices=["enabled", "disabled", "forced"], default="enabled")
     r.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both")
     r.add_argument("--prefer-plaintext", action="store_true")
