@@ -888,9 +888,16 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
     this.emit('have', index)
   }
 
+  /**
+   * A bitfield, have-all or have-none replaces what we knew of the peer's pieces. BEP 3 wants it first, but aria2
+   * sends a have-none and then a bitfield; libtorrent accepts that, and so do we.
+   */
   #markBitfieldReceived(): void {
-    if (this.#bitfieldReceived || this.#peerHaveCount > 0) throw new PeerWireError('INVALID_BITFIELD')
     this.#bitfieldReceived = true
+    this.#peerHaveAll = false
+    this.#rawBitfield = undefined
+    this.#peerBits = new Uint8Array(0)
+    this.#peerHaveCount = 0
   }
 
   #onBitfield(bits: Buffer): void {
