@@ -226,7 +226,6 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
   #peerBits: Uint8Array = new Uint8Array(0)
   #peerHaveAll = false
   #peerHaveCount = 0
-  #bitfieldReceived = false
   #rawBitfield: Uint8Array | undefined
   readonly #outgoing = new Map<string, PendingRequest>()
   readonly #incoming = new Map<string, BlockRequest>()
@@ -893,7 +892,6 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
    * sends a have-none and then a bitfield; libtorrent accepts that, and so do we.
    */
   #markBitfieldReceived(): void {
-    this.#bitfieldReceived = true
     this.#peerHaveAll = false
     this.#rawBitfield = undefined
     this.#peerBits = new Uint8Array(0)
