@@ -696,10 +696,13 @@ async function changeHops(manager: DownloadManager, handle: DownloadHandle, hops
   try {
     await manager.add({ ...base, hops })
   } catch (err) {
-    await manager.add(base).catch(() => {})
+    const restored = await manager.add(base).then(
+      () => '',
+      (again: unknown) => `; the download could not be put back either: ${errorMessage(again)}`,
+    )
     throw new HandledError(
       err instanceof EngineError ? err.code : errorName(err),
-      `cannot change the hops: ${errorMessage(err)}`,
+      `cannot change the hops: ${errorMessage(err)}${restored}`,
     )
   }
 }
