@@ -452,6 +452,24 @@ describe('PUT /downloads', () => {
     expect(s.manager.added).toEqual([])
   })
 
+  it('answers channel metadata (.mdblob) as not supported yet, and a missing one as not found', async () => {
+    const s = await setup()
+    const missing = await put(s.app, { uri: fileUri(join(s.dir, 'channel.mdblob')) })
+    expect(missing.statusCode).toBe(400)
+    expect(missing.json()).toEqual({ error: 'file not found' })
+    writeFileSync(join(s.dir, 'channel.mdblob'), Buffer.alloc(100, 1))
+    const present = await put(s.app, { uri: fileUri(join(s.dir, 'channel.mdblob')) })
+    expect(present.statusCode).toBe(500)
+    expect(present.json()).toEqual({ error: 'channel metadata (.mdblob) is not supported yet' })
+    const info = await s.app.inject({
+      method: 'GET',
+      url: `/torrentinfo?uri=${encodeURIComponent(fileUri(join(s.dir, 'channel.mdblob')))}`,
+    })
+    expect(info.statusCode).toBe(500)
+    expect(info.json()).toEqual({ error: 'channel metadata (.mdblob) is not supported yet' })
+    expect(s.manager.added).toEqual([])
+  })
+
   it('starts a magnet, unquoting it first, and rejects one without an infohash', async () => {
     const s = await setup()
     const res = await put(s.app, { uri: `magnet:?xt=urn:btih:${MAGNET_IH}&dn=Cosmos+Laundromat` })

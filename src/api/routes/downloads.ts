@@ -433,6 +433,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
       const destination = formString(body, 'destination')
       const selected = formArray(body, 'selected_files')
 
+      await refuseChannelMetadata(uri)
       let resolved: ResolvedUri
       try {
         resolved = await resolveUri(uri)
@@ -637,6 +638,24 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
       return { files: findDownload(session, infohash).handle.files().map(fileJson) }
     },
   )
+}
+
+/** The message for channel metadata, which needs the channels subsystem. */
+export const MDBLOB_NOT_SUPPORTED = 'channel metadata (.mdblob) is not supported yet'
+
+// A `file:` URI of channel metadata (`.mdblob`): a missing one is 400 "file not found" as in the contract, an
+// existing one cannot be opened without channels.
+async function refuseChannelMetadata(uri: string): Promise<void> {
+  if (!/^file:/i.test(uri) || !/\.mdblob$/i.test(uri)) return
+  let path: string
+  try {
+    path = filePathOfUri(uri)
+  } catch {
+    return // resolveUri reports the URI itself
+  }
+  if (!(await stat(path).catch(() => undefined))?.isFile())
+    throw new ApiError('BAD_REQUEST', {}, 'file not found')
+  throw new ApiError('SERVER_ERROR', {}, MDBLOB_NOT_SUPPORTED)
 }
 
 // PUT /downloads answers a source that cannot be read with the plain 500 of the contract, bad input with 400

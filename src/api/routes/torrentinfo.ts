@@ -15,7 +15,12 @@ import {
   TorrentSourceError,
 } from '../torrent-source.js'
 import type { RouteModule } from '../types.js'
-import { findDownloadManager, magnetErrorMessage, requireDownloadManager } from './downloads.js'
+import {
+  findDownloadManager,
+  MDBLOB_NOT_SUPPORTED,
+  magnetErrorMessage,
+  requireDownloadManager,
+} from './downloads.js'
 
 const log = logger('api:torrentinfo')
 
@@ -115,8 +120,11 @@ export const torrentinfoRoutes: RouteModule = (app, { session }) => {
   async function fromFile(uri: string): Promise<Buffer> {
     let bytes: Buffer
     try {
-      bytes = await readTorrentFile(filePathOfUri(uri))
+      const path = filePathOfUri(uri)
+      if (/\.mdblob$/i.test(path)) throw new ApiError('SERVER_ERROR', {}, MDBLOB_NOT_SUPPORTED)
+      bytes = await readTorrentFile(path)
     } catch (err) {
+      if (err instanceof ApiError) throw err
       if (err instanceof TorrentSourceError && err.code === 'INVALID_URI') {
         throw new ApiError('BAD_REQUEST', { cause: err }, err.message)
       }
