@@ -1,9 +1,11 @@
+import { createHash, randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
-import { circuitDatagramSocket, TunnelCommunity } from '../../src/ipv8/index.js'
+import { UtpSocket } from '../../src/bittorrent/utp/index.js'
+import { circuitDatagramSocket, maxCircuitPayload, TunnelCommunity } from '../../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
 import { type DatagramSocket, type SocketAddress, udpTransport } from '../../src/net/index.js'
 
-// Client 127.0.0.61, relays .62 and .63, exits .64 and .65; the echo server listens on .70.
+// Client 127.0.0.61, relays .62 and .63, exits .64 and .65; the echo server listens on .70, the uTP one on .71.
 const host = (i: number): string => `127.0.0.${61 + i}`
 const EXITS = [3, 4]
 
@@ -21,6 +23,31 @@ async function until(condition: () => boolean, timeoutMs: number): Promise<void>
   while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
 }
 
+let utps: UtpSocket[] = []
+afterEach(async () => {
+  for (const utp of utps) await utp.close()
+  utps = []
+})
+
+async function startNodes(): Promise<OverlayTestNetwork<TunnelCommunity>> {
+  const nodes = await OverlayTestNetwork.create(
+    5,
+    (deps, i, bootstrap) =>
+      new TunnelCommunity(deps, {
+        walkIntervalMs: 100,
+        bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+        tunnel: { exit: EXITS.includes(i) },
+        exitBindHost: host(i),
+      }),
+    { transport: udpTransport, hostOf: host },
+  )
+  net = nodes
+  await nodes.startAll()
+  const client = nodes.node(0).community
+  await until(() => client.getCandidates(2).length === 2 && nodes.minPeers >= 4, 30_000)
+  return nodes
+}
+
 describe('tunnel circuits over real UDP on loopback', () => {
   it('builds a 2-hop circuit to an exit and exchanges datagrams; the destination sees only the exit', async () => {
     echo = await udpTransport.bind({ host: '127.0.0.70', port: 0 })
@@ -30,27 +57,15 @@ describe('tunnel circuits over real UDP on loopback', () => {
       seen.push(from)
       server.send(data, from)
     })
-    net = await OverlayTestNetwork.create(
-      5,
-      (deps, i, bootstrap) =>
-        new TunnelCommunity(deps, {
-          walkIntervalMs: 100,
-          bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
-          tunnel: { exit: EXITS.includes(i) },
-          exitBindHost: host(i),
-        }),
-      { transport: udpTransport, hostOf: host },
-    )
-    await net.startAll()
-    const client = net.node(0).community
-    await until(() => client.getCandidates(2).length === 2 && (net?.minPeers ?? 0) >= 4, 30_000)
+    const nodes = await startNodes()
+    const client = nodes.node(0).community
     expect(client.getCandidates(2).length).toBe(2)
 
     const socket = circuitDatagramSocket(client, 2)
     const circuit = await client.circuit(2, { timeoutMs: 30_000 })
     expect(circuit.hops).toHaveLength(2)
     const exitKey = circuit.hops[1]?.publicKey
-    const exitIndex = net.nodes.findIndex((n) => exitKey !== undefined && n.key.publicKey.equals(exitKey))
+    const exitIndex = nodes.nodes.findIndex((n) => exitKey !== undefined && n.key.publicKey.equals(exitKey))
     expect(EXITS).toContain(exitIndex)
 
     const replies: string[] = []
@@ -68,10 +83,45 @@ describe('tunnel circuits over real UDP on loopback', () => {
     expect(replies.sort()).toEqual(sent.sort())
     expect(new Set(seen.map((a) => a.host))).toEqual(new Set([host(exitIndex)]))
     expect(socket.stats.sendErrors).toBe(0)
-    for (const node of net.nodes) {
+    for (const node of nodes.nodes) {
       const drops = node.community.drops
       expect(drops.decryptFailed + drops.replayed + drops.unknownCircuit + drops.malformed).toBe(0)
     }
     await socket.close()
+  })
+
+  it('carries a uTP connection over a 2-hop circuit to a uTP listener that sees only the exit', async () => {
+    const nodes = await startNodes()
+    const client = nodes.node(0).community
+    const serverSocket = await udpTransport.bind({ host: '127.0.0.71', port: 0 })
+    echo = serverSocket
+    const server = new UtpSocket({ socket: serverSocket })
+    utps.push(server)
+    server.listen()
+    const remotes: string[] = []
+    const received: Buffer[] = []
+    server.events.on('connection', (conn) => {
+      remotes.push(conn.remote.host)
+      conn.on('data', (chunk: Buffer) => received.push(chunk))
+    })
+
+    await client.circuit(2, { timeoutMs: 30_000 })
+    const utp = new UtpSocket(
+      { socket: circuitDatagramSocket(client, 2) },
+      { packetBytes: maxCircuitPayload(2) },
+    )
+    utps.push(utp)
+    const conn = await utp.connect(serverSocket.local, { signal: AbortSignal.timeout(20_000) })
+    const payload = randomBytes(256 * 1024)
+    conn.write(payload)
+    await until(() => received.reduce((n, c) => n + c.length, 0) >= payload.length, 60_000)
+    const got = Buffer.concat(received)
+    expect(got.length).toBe(payload.length)
+    expect(createHash('sha1').update(got).digest('hex')).toBe(
+      createHash('sha1').update(payload).digest('hex'),
+    )
+    expect(remotes).toHaveLength(1)
+    expect(EXITS.map(host)).toContain(remotes[0])
+    conn.destroy()
   })
 })
