@@ -8,7 +8,7 @@ import {
   type SocketAddress,
   udpTransport,
 } from '../../net/index.js'
-import { BEACON_HEADER } from '../endpoint/index.js'
+import { BEACON_HEADER, SourceRateLimiter } from '../endpoint/index.js'
 import { isLoopback } from './addresses.js'
 
 const log = logger('ipv8:bootstrap')
@@ -164,6 +164,8 @@ export interface LanBroadcastStats {
   announces: number
   /** Announces for our overlay heard, that we walked to. */
   beaconsHeard: number
+  /** Announces for our overlay not walked to: their source (or everyone) announced too often. */
+  beaconsLimited: number
   /** Overlay datagrams that arrived on the broadcast socket and were handed to the overlay. */
   handoffs: number
   /** Datagrams on the broadcast socket that were dropped (other overlays, garbage, over the handoff limit). */
@@ -190,7 +192,15 @@ const SWEEP_TICK_MS = 50
  * ```
  */
 export class LanBroadcastBootstrapper implements Bootstrapper {
-  readonly stats: LanBroadcastStats = { sweeps: 0, announces: 0, beaconsHeard: 0, handoffs: 0, dropped: 0 }
+  readonly stats: LanBroadcastStats = {
+    sweeps: 0,
+    announces: 0,
+    beaconsHeard: 0,
+    beaconsLimited: 0,
+    handoffs: 0,
+    dropped: 0,
+  }
+  readonly #announceLimit: AnnounceLimiter
   readonly #opts: LanBroadcastOptions
   readonly #clock: Clock
   readonly #ports: readonly [number, number]
@@ -216,6 +226,7 @@ export class LanBroadcastBootstrapper implements Bootstrapper {
     const perSec = opts.announcesPerSec ?? 8192
     if (!(perSec > 0)) throw new RangeError('announcesPerSec must be positive')
     this.#perTick = Math.max(1, Math.floor((perSec * SWEEP_TICK_MS) / 1000))
+    this.#announceLimit = new AnnounceLimiter(this.#clock)
   }
 
   /** The broadcast socket's address, once bound. */
@@ -309,6 +320,10 @@ export class LanBroadcastBootstrapper implements Bootstrapper {
         this.stats.dropped += 1
         return
       }
+      if (!this.#announceLimit.admit(from.host)) {
+        this.stats.beaconsLimited += 1
+        return
+      }
       this.stats.beaconsHeard += 1
       target.walkTo(from)
       return
@@ -335,6 +350,26 @@ export class LanBroadcastBootstrapper implements Bootstrapper {
     if (budget.tokens < 1) return false
     budget.tokens -= 1
     return true
+  }
+}
+
+/**
+ * How often announces may make an overlay walk. An announce is an unauthenticated 29-byte datagram and the walk
+ * it causes a signed request several times larger, so without a limit a forged source address would make us
+ * an amplifier towards it: at most 2 walks per source host, then one per 5 s, and 10 per second in all.
+ */
+export class AnnounceLimiter {
+  readonly #perHost: SourceRateLimiter
+  readonly #overall: SourceRateLimiter
+
+  constructor(clock: Clock = systemClock) {
+    this.#perHost = new SourceRateLimiter({ packetsPerSec: 0.2, burst: 2 }, clock)
+    this.#overall = new SourceRateLimiter({ packetsPerSec: 10, burst: 10 }, clock)
+  }
+
+  /** Whether an announce from `host` may be walked to now. */
+  admit(host: string): boolean {
+    return this.#perHost.admit(host) && this.#overall.admit('')
   }
 }
 

@@ -20,6 +20,7 @@ import {
 } from '../serialization/index.js'
 import { ipv4OrNone, isLanHost, isLoopback, isNoAddress, lanAddressOf, sameAddress } from './addresses.js'
 import {
+  AnnounceLimiter,
   type BootstrapOptions,
   type Bootstrapper,
   defaultBootstrappers,
@@ -355,8 +356,10 @@ export class Community implements Service {
       this.#bootstrappers.some((b) => b instanceof LanBroadcastBootstrapper) ||
       (bootstrap.publicNetwork ?? publicNetworkAllowed())
     if (lanDiscovery) {
+      const announces = new AnnounceLimiter(this.clock)
       this.#unbeacon = this.endpoint.onBeacon((prefix, from) => {
-        if (prefix.equals(this.prefix) && !sameAddress(from, this.endpoint.local)) this.walkTo(from)
+        if (!prefix.equals(this.prefix) || sameAddress(from, this.endpoint.local)) return
+        if (announces.admit(from.host)) this.walkTo(from)
       })
     }
     await Promise.all(this.#bootstrappers.map((b) => b.start(this)))

@@ -2,6 +2,7 @@ export { isLanHost, isLoopback, isNoAddress, lanAddressOf, sameAddress } from '.
 export {
   AddressBootstrapper,
   type AddressBootstrapperOptions,
+  AnnounceLimiter,
   type BootstrapOptions,
   type Bootstrapper,
   type BootstrapTarget,

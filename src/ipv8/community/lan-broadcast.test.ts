@@ -10,6 +10,7 @@ import {
   MemoryNetwork,
   type SocketAddress,
 } from '../../net/index.js'
+import { BEACON_HEADER } from '../endpoint/index.js'
 import { Ipv8Service } from '../service.js'
 import { OverlayTestNetwork } from '../testing/harness.js'
 import { Community, type CommunityDeps, defaultBootstrappers, LanBroadcastBootstrapper } from './index.js'
@@ -126,6 +127,49 @@ describe('LAN broadcast bootstrapping', () => {
     expect(
       memory.addresses.some((addr) => addr.host === '127.0.0.1' && addr.port !== a.socket.local.port),
     ).toBe(false)
+  })
+
+  it('walks to announcers at a bounded rate, so forged announces cannot turn it into an amplifier', async () => {
+    const clock = new ManualClock()
+    const memory = new MemoryNetwork({ clock, latencyMs: 1 })
+    const lan = new LanBroadcastBootstrapper({
+      transport: memory,
+      clock,
+      bindHost: '127.0.0.1',
+      ports: [1, 1],
+    })
+    net = await OverlayTestNetwork.create(
+      1,
+      (deps) => new Community(deps, ID, { strategies: () => [], bootstrappers: [lan] }),
+      { transport: memory, clock },
+    )
+    await net.startAll()
+    const node = net.node(0)
+    const walks = (): number =>
+      (node.community.statistics.messages.get(246)?.packetsOut ?? 0) +
+      (node.community.statistics.messages.get(234)?.packetsOut ?? 0)
+    const beacon = Buffer.concat([BEACON_HEADER, node.community.prefix])
+    const forgers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => memory.bind({ host: `10.9.0.${i + 1}` })),
+    )
+    const [one] = forgers
+    // one source, 100 announces to each of the overlay socket and the broadcast socket
+    for (let i = 0; i < 100; i++) {
+      one?.send(beacon, node.socket.local)
+      one?.send(beacon, lan.local ?? node.socket.local)
+    }
+    net.advance(20, 10)
+    expect(walks()).toBe(4)
+    expect(lan.stats.beaconsHeard).toBe(2)
+    expect(lan.stats.beaconsLimited).toBe(98)
+    // many sources at once: at most 10 walks per path
+    for (const forger of forgers.slice(1)) {
+      forger.send(beacon, node.socket.local)
+      forger.send(beacon, lan.local ?? node.socket.local)
+    }
+    net.advance(20, 10)
+    expect(walks()).toBeLessThanOrEqual(4 + 10 + 10)
+    for (const forger of forgers) await forger.close()
   })
 
   it('does nothing without a broadcast socket', async () => {
