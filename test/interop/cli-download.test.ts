@@ -84,6 +84,8 @@ describe.skipIf(!libtorrentAvailable())(
         env: CLIENT_ENV,
       })
       await download.line(/^Downloading share \(/, 60_000)
+      // The engine turns connections away until the download has checked its files and runs: dial once it does.
+      await download.line(/ downloading$/, 60_000)
       await seeder.addPeer({ ip: '127.0.0.1', port: enginePort })
       const { code } = await download.exited
       expect({ code, err: download.stderr() }).toEqual({ code: 0, err: '' })
@@ -138,7 +140,15 @@ describe.skipIf(!libtorrentAvailable())(
       })
 
       if (scriptAvailable()) {
-        // Again under a pseudo-terminal: one line redrawn in place, ending at 100 %.
+        // Again under a pseudo-terminal: one line redrawn in place, ending at 100 %. Another torrent of the same
+        // files (another piece size), as libtorrent waits before it dials a peer of a torrent again.
+        const other = await createTorrent({
+          path: join(tmp, 'seed', 'share'),
+          out: join(tmp, 'share-32k.torrent'),
+          pieceLength: 32_768,
+        })
+        await seeder.addTorrent({ torrentPath: other.torrentPath, savePath: join(tmp, 'seed') })
+        await seeder.waitFor((s) => s.torrents.length === 2 && s.torrents.every((t) => t.state === 'seeding'))
         const again = spawn(
           '/usr/bin/script',
           [
@@ -167,8 +177,10 @@ describe.skipIf(!libtorrentAvailable())(
           out += chunk.toString()
         })
         const exited = new Promise<number | null>((resolve) => again.on('exit', (c) => resolve(c)))
-        await vi.waitFor(() => expect(out).toContain('Downloading share'), { timeout: 60_000 })
-        await seeder.addPeer({ ip: '127.0.0.1', port: enginePort })
+        await vi.waitFor(() => expect(out).toMatch(/Downloading share[\s\S]*downloading/), {
+          timeout: 60_000,
+        })
+        await seeder.addPeer({ ip: '127.0.0.1', port: enginePort, infoHash: other.infoHash })
         expect(await exited).toBe(0)
         expect(out).toMatch(/\r\x1b\[2K\s*100\.0% \[#+\] .* seeding/)
         expect(out).toContain('Completed: share')
