@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { makeTorrent, sameBytes, until } from '../../src/bittorrent/download/swarm.test-support.js'
-import { type DownloadState, EngineError } from '../../src/bittorrent/engine/index.js'
+import { type DownloadState, EngineError, torrentFileOf } from '../../src/bittorrent/engine/index.js'
 import { formatMagnet } from '../../src/metainfo/index.js'
 import { startEngine, type TestEngine } from '../support/engine.js'
 
@@ -37,7 +37,7 @@ describe('BitTorrentEngine over loopback sockets', () => {
       const base = await tempDir()
       const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.61')
       const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.62', { tcp: transport === 'tcp' })
-      const torrentFile = (await import('../../src/bittorrent/engine/index.js')).torrentFileOf(t.torrent, [])
+      const torrentFile = torrentFileOf(t.torrent, [])
       const added = await seeder.engine.add({
         source: { kind: 'torrent', torrent: torrentFile },
         destination: t.seedDir,
@@ -64,7 +64,7 @@ describe('BitTorrentEngine over loopback sockets', () => {
     cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
     const base = await tempDir()
     const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.63')
-    const torrentFile = (await import('../../src/bittorrent/engine/index.js')).torrentFileOf(t.torrent, [])
+    const torrentFile = torrentFileOf(t.torrent, [])
     const { infoHash } = await seeder.engine.add({
       source: { kind: 'torrent', torrent: torrentFile },
       destination: t.seedDir,
@@ -107,6 +107,27 @@ describe('BitTorrentEngine over loopback sockets', () => {
     await expect(fsp.stat(path.join(dir, t.torrent.name, 'a.bin'))).rejects.toThrow()
   })
 
+  it('still completes a download under the session upload limit of the seeder', async () => {
+    const t = await makeTorrent({ 'a.bin': 1_500_000 }, { pieceLength: 65_536 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.66')
+    seeder.config.update({ libtorrent: { max_upload_rate: 1_000_000 } })
+    const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.67')
+    const torrentFile = torrentFileOf(t.torrent, [])
+    const { infoHash } = await seeder.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: t.seedDir,
+    })
+    await until(() => stateOf(seeder, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+    const dir = path.join(base, 'out')
+    await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir })
+    leecher.engine.addPeers(infoHash, [{ host: '127.0.0.66', port: seeder.engine.port }])
+    await until(() => stateOf(leecher, infoHash) === 'DLSTATUS_SEEDING', 40_000, 'limited download')
+    expect(await sameBytes(t, dir)).toBe(true)
+    expect(seeder.engine.rateLimits().upload).toBe(1_000_000)
+  })
+
   it('refuses anonymous downloads, bad torrents and bad magnets with coded errors', async () => {
     const base = await tempDir()
     const node = await engineAt(path.join(base, 'state'), '127.0.0.65')
@@ -133,5 +154,7 @@ describe('BitTorrentEngine over loopback sockets', () => {
       await codeOf(node.engine.fetchMetadata('magnet:?xt=urn:btih:' + 'b'.repeat(40), { timeoutMs: 300 })),
     ).toBe('METADATA_TIMEOUT')
     expect(node.engine.rateLimits()).toEqual({ download: 0, upload: 0 })
+    node.config.update({ libtorrent: { max_download_rate: 2_000_000, max_upload_rate: 500_000 } })
+    expect(node.engine.rateLimits()).toEqual({ download: 2_000_000, upload: 500_000 })
   })
 })

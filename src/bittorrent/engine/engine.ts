@@ -24,6 +24,7 @@ import {
 import { type DatagramSocket, type SocketAddress, udpTransport } from '../../net/index.js'
 import { defaultDownloadDir, type PortRegistry, type SessionEvents } from '../../session/index.js'
 import type { Store } from '../../store/index.js'
+import { type BandwidthChannel, BandwidthManager, throttle } from '../bandwidth/index.js'
 import { DhtNode, fileDhtStateStore } from '../dht/index.js'
 import {
   CLIENT_NAME,
@@ -293,6 +294,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
   #port = 0
   #utpEnabled = false
   readonly #incoming = new Set<PeerWire>()
+  readonly #bandwidth: BandwidthManager
+  readonly #downChannel: BandwidthChannel
+  readonly #upChannel: BandwidthChannel
+  #offConfig: (() => void) | undefined
 
   constructor(deps: EngineDeps, opts: EngineOptions = {}) {
     this.#deps = deps
@@ -301,6 +306,9 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.peerId = Buffer.concat([Buffer.from(PEER_ID_PREFIX, 'latin1'), randomBytes(12)])
     deps.store.register(ENGINE_MIGRATIONS)
     this.#table = new DownloadTable(() => deps.store.db, deps.paths.resume)
+    this.#bandwidth = new BandwidthManager({ clock: deps.clock })
+    this.#downChannel = this.#bandwidth.channel(0)
+    this.#upChannel = this.#bandwidth.channel(0)
   }
 
   /** Whether `libtorrent.enabled` is on. */
@@ -330,6 +338,14 @@ export class BitTorrentEngine implements DownloadManager, Service {
   async start(): Promise<void> {
     if (this.#running || !this.enabled) return
     await this.#listen()
+    this.#applyRateLimits()
+    this.#offConfig = this.#deps.config.events.on('changed', (changes) => {
+      if (
+        changes.some((c) => c.section === 'libtorrent' && c.key.startsWith('max_') && c.key.endsWith('_rate'))
+      ) {
+        this.#applyRateLimits()
+      }
+    })
     this.#running = true
     for (const record of this.#table.all()) {
       try {
@@ -344,6 +360,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
   async stop(): Promise<void> {
     if (!this.#running) return
     this.#running = false
+    this.#offConfig?.()
+    this.#offConfig = undefined
     await Promise.allSettled([...this.#downloads.values()].map((h) => h.stopSwarm()))
     for (const wire of this.#incoming) wire.destroy()
     this.#incoming.clear()
@@ -358,6 +376,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
       else this.#server.close(() => resolve())
     })
     this.#server = undefined
+    this.#bandwidth.stop()
   }
 
   // ---- DownloadManager
@@ -546,7 +565,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     let firstError: unknown
     if (this.#tcpEnabled) {
       try {
-        return { stream: await tcpConnect(peer, signal), transport: 'tcp' }
+        return { stream: this.#throttled(await tcpConnect(peer, signal)), transport: 'tcp' }
       } catch (err) {
         firstError = err
         if (signal.aborted) throw err
@@ -555,7 +574,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     const utp = this.#utpEnabled ? this.#utp : undefined
     if (utp !== undefined) {
       const conn = await utp.connect(peer, { signal })
-      return { stream: conn, transport: 'utp' } satisfies PeerConnection
+      return { stream: this.#throttled(conn), transport: 'utp' } satisfies PeerConnection
     }
     throw firstError ?? new Error('no transport enabled')
   }
@@ -605,6 +624,17 @@ export class BitTorrentEngine implements DownloadManager, Service {
 
   get #tcpEnabled(): boolean {
     return this.#opts.tcp ?? true
+  }
+
+  /** Paces a peer connection by the session's rate limits (chunks pass straight through while unlimited). */
+  #throttled(stream: Duplex): Duplex {
+    return throttle(stream, { manager: this.#bandwidth, read: [this.#downChannel], write: [this.#upChannel] })
+  }
+
+  #applyRateLimits(): void {
+    const limits = this.rateLimits()
+    this.#downChannel.setRate(limits.download)
+    this.#upChannel.setRate(limits.upload)
   }
 
   #requireRunning(): void {
@@ -794,7 +824,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
       stream.destroy()
       return
     }
-    const wire = new PeerWire(stream, {
+    const wire = new PeerWire(this.#throttled(stream), {
       peerId: this.peerId,
       clientName: CLIENT_NAME,
       listenPort: this.#port,
