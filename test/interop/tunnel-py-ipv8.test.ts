@@ -82,7 +82,7 @@ async function startEcho(host: string): Promise<{ socket: DatagramSocket; seen: 
 }
 
 describe.skipIf(!available)('tunnel circuits with py-ipv8 (pure-Python 241d0c2)', () => {
-  it('our client builds 1- and 2-hop circuits through py-ipv8 relays and exits', async () => {
+  it('our client builds 1-, 2- and 3-hop circuits through py-ipv8 relays and exits', async () => {
     const { socket, seen } = await startEcho('127.0.0.130')
     py = await startPy({
       community_id: COMMUNITY_ID,
@@ -90,6 +90,7 @@ describe.skipIf(!available)('tunnel circuits with py-ipv8 (pure-Python 241d0c2)'
         { host: '127.0.0.121', exit: false },
         { host: '127.0.0.122', exit: true },
         { host: '127.0.0.123', exit: true },
+        { host: '127.0.0.127', exit: false },
       ],
     })
     const pyNodes = py.addresses
@@ -105,7 +106,7 @@ describe.skipIf(!available)('tunnel circuits with py-ipv8 (pure-Python 241d0c2)'
     await net.startAll()
     const client = net.node(0).community
     await until(
-      () => client.getCandidates(PEER_FLAG_EXIT_BT).length === 2 && client.network.size === 3,
+      () => client.getCandidates(PEER_FLAG_EXIT_BT).length === 2 && client.network.size === 4,
       30_000,
     )
     expect(
@@ -115,7 +116,7 @@ describe.skipIf(!available)('tunnel circuits with py-ipv8 (pure-Python 241d0c2)'
         .sort(),
     ).toEqual(['127.0.0.122', '127.0.0.123'])
 
-    for (const hops of [1, 2]) {
+    for (const hops of [1, 2, 3]) {
       const circuit = await client.circuit(hops, { timeoutMs: 30_000 })
       expect(circuit.hops).toHaveLength(hops)
       const replies: string[] = []
@@ -141,49 +142,53 @@ describe.skipIf(!available)('tunnel circuits with py-ipv8 (pure-Python 241d0c2)'
     expect(client.drops).toMatchObject({ decryptFailed: 0, replayed: 0, malformed: 0, unknownCircuit: 0 })
   })
 
-  it('a py-ipv8 client builds a 2-hop circuit through our relay and exit', async () => {
-    const { socket, seen } = await startEcho('127.0.0.131')
-    net = await OverlayTestNetwork.create(
-      2,
-      (deps, i, bootstrap) =>
-        new TunnelCommunity(deps, {
-          walkIntervalMs: 200,
-          bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
-          tunnel: { exit: i === 1 },
-          exitBindHost: `127.0.0.${125 + i}`,
-        }),
-      { transport: udpTransport, hostOf: (i) => `127.0.0.${125 + i}` },
-    )
-    await net.startAll()
-    py = await startPy({
-      community_id: COMMUNITY_ID,
-      nodes: [{ host: '127.0.0.124', exit: false }],
-      walk_to: net.nodes.map((n) => [n.socket.local.host, n.socket.local.port]),
-      client: { hops: 2, echo: [socket.local.host, socket.local.port], count: 5 },
+  for (const hops of [2, 3]) {
+    it(`a py-ipv8 client builds a ${hops}-hop circuit through our relays and exit`, async () => {
+      const { socket, seen } = await startEcho('127.0.0.131')
+      // our nodes 127.0.0.125.. : relays, the last one the exit
+      const exitIndex = hops - 1
+      net = await OverlayTestNetwork.create(
+        hops,
+        (deps, i, bootstrap) =>
+          new TunnelCommunity(deps, {
+            walkIntervalMs: 200,
+            bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+            tunnel: { exit: i === exitIndex },
+            exitBindHost: `127.0.0.${125 + i}`,
+          }),
+        { transport: udpTransport, hostOf: (i) => `127.0.0.${125 + i}` },
+      )
+      await net.startAll()
+      py = await startPy({
+        community_id: COMMUNITY_ID,
+        nodes: [{ host: '127.0.0.124', exit: false }],
+        walk_to: net.nodes.map((n) => [n.socket.local.host, n.socket.local.port]),
+        client: { hops, echo: [socket.local.host, socket.local.port], count: 5 },
+      })
+      const lines = py.lines
+      await until(
+        () => lines.filter((l) => l.reply !== undefined).length >= 5 || lines.some((l) => l.error),
+        60_000,
+      )
+      expect(lines.find((l) => l.error !== undefined)).toBeUndefined()
+      expect(lines.find((l) => l.circuit !== undefined)?.circuit).toBe(hops)
+      const replies = lines.filter((l) => l.reply !== undefined)
+      expect(
+        replies
+          .map((l) =>
+            Buffer.from(l.reply as string, 'hex')
+              .subarray(4)
+              .toString(),
+          )
+          .sort(),
+      ).toEqual([0, 1, 2, 3, 4].map((i) => `py datagram ${i}`))
+      expect(
+        replies.every((l) => l.origin?.[0] === socket.local.host && l.origin?.[1] === socket.local.port),
+      ).toBe(true)
+      // our exit sent everything; each of our relays carried the circuit both ways
+      expect(new Set(seen.map((a) => a.host))).toEqual(new Set([`127.0.0.${125 + exitIndex}`]))
+      for (let i = 0; i < exitIndex; i++) expect(net.node(i).community.relays.size).toBe(2)
+      expect(net.node(exitIndex).community.exitSockets.size).toBe(1)
     })
-    const lines = py.lines
-    await until(
-      () => lines.filter((l) => l.reply !== undefined).length >= 5 || lines.some((l) => l.error),
-      60_000,
-    )
-    expect(lines.find((l) => l.error !== undefined)).toBeUndefined()
-    expect(lines.find((l) => l.circuit !== undefined)?.circuit).toBe(2)
-    const replies = lines.filter((l) => l.reply !== undefined)
-    expect(
-      replies
-        .map((l) =>
-          Buffer.from(l.reply as string, 'hex')
-            .subarray(4)
-            .toString(),
-        )
-        .sort(),
-    ).toEqual([0, 1, 2, 3, 4].map((i) => `py datagram ${i}`))
-    expect(
-      replies.every((l) => l.origin?.[0] === socket.local.host && l.origin?.[1] === socket.local.port),
-    ).toBe(true)
-    // our exit (127.0.0.126) sent everything; our relay carried the circuit
-    expect(new Set(seen.map((a) => a.host))).toEqual(new Set(['127.0.0.126']))
-    expect(net.node(0).community.relays.size).toBe(2)
-    expect(net.node(1).community.exitSockets.size).toBe(1)
-  })
+  }
 })
