@@ -119,16 +119,19 @@ export class CoreClient {
   async waitStarted(opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
     const deadline = Date.now() + opts.timeoutMs
     for (;;) {
-      const { state, last_exception } = await this.request<{
+      const { state, last_exception, readable_state } = await this.request<{
         state?: string
         last_exception?: string | null
+        readable_state?: string
       }>('GET', '/state', undefined, opts)
       if (state === 'STARTED') return
+      // EXCEPTION stays after any unhandled error; a core that got as far as Started still serves every endpoint.
+      if (state === 'EXCEPTION' && readable_state === 'Started') return
       if (state === 'EXCEPTION') {
         throw new CoreClientError(
           'NOT_STARTED',
           { state },
-          `the Tribler core failed: ${last_exception ?? 'unknown error'}`,
+          `the Tribler core failed to start: ${last_exception ?? 'unknown error'}`,
         )
       }
       if (Date.now() > deadline) {

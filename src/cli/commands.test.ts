@@ -30,6 +30,7 @@ class RestFake {
   /** Answer of PUT /downloads: status and body. */
   addAnswer: { status: number; body: unknown } = { status: 200, body: { started: true, infohash: IH } }
   state = 'STARTED'
+  readableState = 'Started'
   apiKey: string | undefined
   readonly #streams = new Set<ServerResponse>()
   readonly #server: Server
@@ -79,7 +80,7 @@ class RestFake {
     if (this.apiKey !== undefined && apiKey !== this.apiKey)
       return json(401, { error: 'Unauthorized access' })
     if (url.pathname === '/state')
-      return json(200, { state: this.state, last_exception: null, readable_state: '' })
+      return json(200, { state: this.state, last_exception: 'boom', readable_state: this.readableState })
     if (url.pathname === '/events') {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' })
       res.write(
@@ -386,6 +387,16 @@ describe('tribler download', () => {
     expect(f.requests.some((q) => q.method === 'PUT')).toBe(false)
     f.state = 'STARTED'
     expect(await r.code).toBe(0)
+  })
+
+  it('works with a core that had an error after it started, and explains one that failed to start', async () => {
+    const f = await fake()
+    f.state = 'EXCEPTION'
+    expect(await run(['downloads', '--port', String(f.port)]).code).toBe(0)
+    f.readableState = 'Starting libtorrent...'
+    const failed = run(['downloads', '--port', String(f.port)])
+    expect(await failed.code).toBe(1)
+    expect(failed.err).toEqual(['tribler: the Tribler core failed to start: boom'])
   })
 
   it('prints help and rejects bad arguments with exit 2', async () => {
