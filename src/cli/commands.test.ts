@@ -313,6 +313,19 @@ describe('tribler download', () => {
     expect(r.out.at(-1)).toMatch(/^Completed/)
   })
 
+  it('says once how to resume a stopped download and goes on watching it', async () => {
+    const f = await fake()
+    f.downloads = [view({ status: 'DLSTATUS_STOPPED', progress: 0.5 })]
+    let lists = 0
+    f.onList = () => {
+      lists++
+      if (lists > 4) f.downloads = [view({ status: 'DLSTATUS_SEEDING', progress: 1 })]
+    }
+    const r = run(['download', 'magnet:?xt=urn:btih:x', '--port', String(f.port)])
+    expect(await r.code).toBe(0)
+    expect(r.err).toEqual(['tribler: the download is stopped; `tribler resume 01234567` resumes it'])
+  })
+
   it('fails with the download error when it stops on error', async () => {
     const f = await fake()
     f.downloads = [view({ status: 'DLSTATUS_STOPPED_ON_ERROR', error: 'no space left on device' })]

@@ -308,6 +308,7 @@ async function download(
     const ih = added.infohash
     infohash = ih
     let announced = false
+    let hinted = false
     for (;;) {
       const current = (await downloads(core, interrupted)).find((d) => d.infohash === ih)
       if (current === undefined) {
@@ -335,6 +336,11 @@ async function download(
         line.end()
         io.stdout(`Completed: ${current.name} (${ih}); it keeps seeding in the core`)
         return 0
+      }
+      if (current.status === 'DLSTATUS_STOPPED' && current.progress < 1 && !hinted) {
+        hinted = true
+        line.end()
+        io.stderr(`tribler: the download is stopped; \`tribler resume ${ih.slice(0, 8)}\` resumes it`)
       }
       await sleepUnless(io.pollMs, interrupted)
     }
