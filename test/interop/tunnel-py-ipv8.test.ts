@@ -21,6 +21,7 @@ interface PyLine {
   reply?: string
   origin?: [string, number]
   error?: string
+  speed?: number
 }
 
 interface PyNodes {
@@ -133,6 +134,9 @@ describe.skipIf(!available)('tunnel circuits with py-ipv8 (pure-Python 241d0c2)'
         )
       }
       await until(() => replies.length >= 5, 15_000)
+      // py-ipv8's speed test, answered by its exit
+      const speed = await client.speedTest(circuit, { requestBytes: 200, responseBytes: 1000 })
+      expect(speed.responseBytes).toBe(1000)
       expect(replies.sort()).toEqual([0, 1, 2, 3, 4].map((i) => `${hops} hop ${i}`))
       // the echo server saw one source, a py-ipv8 exit's socket (bound to 0.0.0.0), never the client
       const sources = new Set(seen.map((a) => `${a.host}:${a.port}`))
@@ -167,11 +171,15 @@ describe.skipIf(!available)('tunnel circuits with py-ipv8 (pure-Python 241d0c2)'
       })
       const lines = py.lines
       await until(
-        () => lines.filter((l) => l.reply !== undefined).length >= 5 || lines.some((l) => l.error),
+        () =>
+          (lines.filter((l) => l.reply !== undefined).length >= 5 &&
+            lines.some((l) => l.speed !== undefined)) ||
+          lines.some((l) => l.error !== undefined),
         60_000,
       )
       expect(lines.find((l) => l.error !== undefined)).toBeUndefined()
       expect(lines.find((l) => l.circuit !== undefined)?.circuit).toBe(hops)
+      expect(lines.find((l) => l.speed !== undefined)?.speed).toBe(500) // our exit answered py-ipv8's speed test
       const replies = lines.filter((l) => l.reply !== undefined)
       expect(
         replies

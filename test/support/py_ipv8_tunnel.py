@@ -4,7 +4,8 @@ Usage: py_ipv8_tunnel.py <spec json>; PY_IPV8_DIR names a py-ipv8 checkout (pure
 spec = {"nodes": [{"host": "127.0.0.x", "exit": bool}], "walk_to": [[host, port]], "community_id": hex,
         "client": {"hops": n, "echo": [host, port], "count": n} | null}
 Prints one JSON object per line: {"ready": [[host, port], ...]} once bound, {"circuit": n} when a client circuit
-is ready, {"reply": "<hex>", "origin": [host, port]} for each datagram that came back, then runs until stdin closes.
+is ready, {"reply": "<hex>", "origin": [host, port]} for each datagram that came back, {"speed": n} when the exit answered
+a speed test with n bytes, then runs until stdin closes.
 """
 import asyncio
 import json
@@ -92,6 +93,11 @@ async def main():
             for i in range(client_spec["count"]):
                 data = b"\x00\x00\x00\x00" + f"py datagram {i}".encode()
                 client.send_data(circuit.hop.address, circuit.circuit_id, echo, ("0.0.0.0", 0), data)
+            try:
+                data, _rtt = await asyncio.wait_for(client.send_test_request(circuit, 100, 500), 10)
+                emit({"speed": len(data)})
+            except Exception as e:  # noqa: BLE001
+                emit({"error": f"speed test: {e!r}"})
 
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
