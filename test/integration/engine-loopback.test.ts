@@ -30,13 +30,18 @@ function stateOf(node: TestEngine, infoHash: string): DownloadState | undefined 
 }
 
 describe('BitTorrentEngine over loopback sockets', () => {
-  for (const transport of ['tcp', 'utp'] as const) {
-    it(`downloads a torrent from another engine over ${transport.toUpperCase()} and every byte matches`, async () => {
+  for (const [transport, seedHost, leechHost] of [
+    ['tcp', '127.0.0.61', '127.0.0.62'],
+    ['utp', '127.0.0.61', '127.0.0.62'],
+    ['tcp', '::1', '::1'],
+    ['utp', '::1', '::1'],
+  ] as const) {
+    it(`downloads a torrent from another engine over ${transport.toUpperCase()} on ${seedHost} and every byte matches`, async () => {
       const t = await makeTorrent({ 'a.bin': 3_000_000, 'dir/b.bin': 500_000 }, { pieceLength: 65_536 })
       cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
       const base = await tempDir()
-      const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.61')
-      const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.62', { tcp: transport === 'tcp' })
+      const seeder = await engineAt(path.join(base, 'seeder'), seedHost)
+      const leecher = await engineAt(path.join(base, 'leecher'), leechHost, { tcp: transport === 'tcp' })
       const torrentFile = torrentFileOf(t.torrent, [])
       const added = await seeder.engine.add({
         source: { kind: 'torrent', torrent: torrentFile },
@@ -49,7 +54,7 @@ describe('BitTorrentEngine over loopback sockets', () => {
       leecher.events.on('torrent_finished', ({ infohash }) => finished.push(infohash))
       const dir = path.join(base, 'out')
       await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir })
-      leecher.engine.addPeers(added.infoHash, [{ host: '127.0.0.61', port: seeder.engine.port }])
+      leecher.engine.addPeers(added.infoHash, [{ host: seedHost, port: seeder.engine.port }])
       await until(() => stateOf(leecher, added.infoHash) === 'DLSTATUS_SEEDING', 40_000, 'download')
       expect(await sameBytes(t, dir)).toBe(true)
       expect(finished).toEqual([added.infoHash])

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ManualClock } from '../../common/index.js'
 import type { DownloadState } from '../engine/types.js'
 import type { PeerWire } from '../peer-wire/index.js'
 import { decideUnchokes } from './choker.js'
@@ -220,6 +221,35 @@ describe('Download over in-memory connections', () => {
     expect(leech.state).toBe('DLSTATUS_STOPPED')
     expect(seed.state).toBe('DLSTATUS_STOPPED')
     expect(seed.totals.up).toBeGreaterThanOrEqual(t.torrent.totalLength)
+  })
+
+  it('stops seeding after the seeding time of the policy, on the injected clock', async () => {
+    const t = await fixture({ 'a.bin': 200_000 })
+    const clock = new ManualClock()
+    const s = swarm()
+    const seed = s.add(
+      SEED,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir },
+      { clock },
+    )
+    const policy = { mode: 'time' as const, ratio: 0, timeMinutes: 30 }
+    const leech = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: path.join(t.root, 'leech') },
+      { clock, seedingPolicy: () => policy },
+    )
+    let done = 0
+    leech.events.on('seedingDone', () => done++)
+    await seed.start()
+    await leech.start()
+    leech.addPeers([SEED], 'manual')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'download')
+    clock.advance(29 * 60_000)
+    expect(leech.state).toBe('DLSTATUS_SEEDING')
+    clock.advance(2 * 60_000)
+    await until(() => done === 1, 5_000, 'the stop')
+    expect(leech.state).toBe('DLSTATUS_STOPPED')
+    expect(seed.state).toBe('DLSTATUS_SEEDING')
   })
 
   it('resumes from resume data without hashing again and without downloading verified pieces', async () => {

@@ -653,6 +653,12 @@ export class BitTorrentEngine implements DownloadManager, Service {
     return this.#opts.defaultDownloadDir ?? defaultDownloadDir()
   }
 
+  /** Per-download tunables: the options', with `libtorrent.max_connections_download` when it is set. */
+  #tuning(): DownloadTuning {
+    const max = this.#deps.config.getNumber('libtorrent', 'max_connections_download')
+    return { ...(max > 0 ? { maxConnections: max } : {}), ...this.#opts.tuning }
+  }
+
   #seedingPolicy(): SeedingPolicy {
     const config = this.#deps.config
     const mode = config.getString('download_defaults', 'seeding_mode')
@@ -689,7 +695,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
       downloadDir: record.destination,
       selectedFiles: record.selectedFiles,
       ...(resume === undefined ? {} : { resumeData: resume }),
-      ...(this.#opts.tuning === undefined ? {} : { tuning: this.#opts.tuning }),
+      tuning: this.#tuning(),
     })
     const handle = new EngineDownload(this, record, download, [...(magnet?.trackers ?? [])])
     this.#downloads.set(record.infoHash, handle)
