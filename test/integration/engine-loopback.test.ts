@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import * as fsp from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -18,7 +19,11 @@ async function tempDir(): Promise<string> {
   return dir
 }
 
-async function engineAt(stateDir: string, host: string, extra: { tcp?: boolean } = {}): Promise<TestEngine> {
+async function engineAt(
+  stateDir: string,
+  host: string,
+  extra: { tcp?: boolean } & Partial<Parameters<typeof startEngine>[0]> = {},
+): Promise<TestEngine> {
   await fsp.mkdir(stateDir, { recursive: true })
   const node = await startEngine({ stateDir, host, ...extra })
   cleanup.push(() => node.stop())
@@ -110,6 +115,40 @@ describe('BitTorrentEngine over loopback sockets', () => {
     expect(await again.engine.remove(infoHash, { removeData: true })).toBe(true)
     expect(again.engine.get(infoHash)).toBeUndefined()
     await expect(fsp.stat(path.join(dir, t.torrent.name, 'a.bin'))).rejects.toThrow()
+  })
+
+  it('finds the seeder through the DHT, with no tracker and no peer given', async () => {
+    const t = await makeTorrent({ 'a.bin': 700_000 }, { pieceLength: 32_768 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const dht = { settings: { libtorrent: { dht: true } } }
+    const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.68', dht)
+    const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.69', {
+      ...dht,
+      dhtBootstrap: [{ host: '127.0.0.68', port: seeder.engine.port }],
+    })
+    const torrentFile = torrentFileOf(t.torrent, [])
+    const { infoHash } = await seeder.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: t.seedDir,
+    })
+    await until(() => stateOf(seeder, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+    const dir = path.join(base, 'out')
+    await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir })
+    await until(
+      () => stateOf(leecher, infoHash) === 'DLSTATUS_SEEDING',
+      50_000,
+      'download found through the DHT',
+    )
+    expect(await sameBytes(t, dir)).toBe(true)
+    const dhtEntry = leecher.engine
+      .get(infoHash)!
+      .status()
+      .trackers.find((e) => e.url === '[DHT]')
+    expect(dhtEntry?.peers).toBeGreaterThan(0)
+    // The routing table is kept in the state folder for the next start.
+    await leecher.stop()
+    expect(existsSync(path.join(base, 'leecher', 'dht.json'))).toBe(true)
   })
 
   it('still completes a download under the session upload limit of the seeder', async () => {

@@ -58,6 +58,7 @@ import {
 export const PEER_ID_PREFIX = '-TS0100-'
 const DHT_REANNOUNCE_MS = 15 * 60_000
 const DHT_FIRST_LOOKUP_DELAY_MS = 1000
+const DHT_RETRY_MS = 5000
 
 /** What the engine takes from the session (a subset of its `ServiceDeps`). */
 export interface EngineDeps {
@@ -222,9 +223,16 @@ class EngineDownload implements DownloadHandle {
     const isPrivate = this.torrent?.private === true
     if (!isPrivate) engine.lsdAdd(this.download.infoHash)
     if (engine.dhtEnabled && !isPrivate && this.#dhtTimer === undefined) {
+      // Lookups that find nobody are retried soon (5 s, doubling), found swarms are re-announced every 15 minutes.
+      let misses = 0
       const run = (): void => {
-        void this.#dhtLookup().finally(() => {
-          if (this.#dhtTimer !== undefined) this.#dhtTimer = setTimeout(run, DHT_REANNOUNCE_MS).unref()
+        void this.#dhtLookup().then((found) => {
+          if (this.#dhtTimer === undefined) return
+          misses = found ? 0 : misses + 1
+          const delay = found
+            ? DHT_REANNOUNCE_MS
+            : Math.min(DHT_REANNOUNCE_MS, DHT_RETRY_MS * 2 ** (misses - 1))
+          this.#dhtTimer = setTimeout(run, delay).unref()
         })
       }
       this.#dhtTimer = setTimeout(run, DHT_FIRST_LOOKUP_DELAY_MS).unref()
@@ -242,20 +250,26 @@ class EngineDownload implements DownloadHandle {
     this.#engine.lsdRemove(this.download.infoHash)
   }
 
-  async #dhtLookup(): Promise<void> {
+  /** One DHT announce (a get_peers lookup first); true when it found other peers. */
+  async #dhtLookup(): Promise<boolean> {
     const dht = this.#engine.dht
-    if (dht === undefined) return
+    if (dht === undefined) return false
     const lookup = new AbortController()
     this.#lookup = lookup
+    let found = false
     try {
       const onPeers = (peers: SocketAddress[]): void => {
-        this.dhtPeers += peers.length
-        this.download.addPeers(peers, 'dht')
+        const others = peers.filter((p) => p.port !== this.#engine.port || !this.#engine.isOwnAddress(p.host))
+        if (others.length === 0) return
+        found = true
+        this.dhtPeers += others.length
+        this.download.addPeers(others, 'dht')
       }
       await dht.announce(this.download.infoHash, this.#engine.port, { signal: lookup.signal, onPeers })
     } catch {
       // Lookups fail when the table is empty or the engine stops; the next round tries again.
     }
+    return found
   }
 }
 
@@ -327,6 +341,12 @@ export class BitTorrentEngine implements DownloadManager, Service {
 
   get dhtEnabled(): boolean {
     return this.#dht !== undefined
+  }
+
+  /** Whether `host` is the address we listen on (so a peer list naming it on our port names us). */
+  isOwnAddress(host: string): boolean {
+    const listen = this.#opts.listenHost ?? '0.0.0.0'
+    return host === listen || listen === '0.0.0.0' || listen === '::'
   }
 
   get lsdEnabled(): boolean {
