@@ -1,10 +1,14 @@
 // UDP payload throughput through tunnel circuits on loopback: a client and four exit nodes (which also relay),
 // each on its own 127.0.0.x address over real UDP, all in this one process. The client keeps a window of 1 KiB
 // datagrams in flight through a 1-hop and then a 3-hop circuit to a UDP sink, which acknowledges every 16th with
-// an 8-byte count through the same circuit. Payload MB/s counts datagrams the sink received; CPU s/GB is this process's user +
-// system time per GB of payload (every hop's work included, as all nodes share the process).
+// an 8-byte count through the same circuit. Payload MB/s counts datagrams the sink received; CPU s/GB is this
+// process's user + system time per GB of payload (every hop's work included, as all nodes share the process).
+// With PY_IPV8_DIR (py-ipv8 241d0c2), bench/py_ipv8_tunnel.py runs the same set-up in py-ipv8 afterwards.
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
 import { type Circuit, circuitDatagramSocket, PEER_FLAG_EXIT_BT, TunnelCommunity } from '../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../src/ipv8/testing/harness.js'
 import { udpTransport } from '../src/net/index.js'
@@ -15,7 +19,7 @@ const ACK_EVERY = 16
 const STALL_MS = 200
 const DURATION_MS = Number(process.env.TUNNEL_BENCH_MS ?? 5_000)
 const MAX_BYTES = 2 * 1024 ** 3
-// py-ipv8 (pure Python crypto endpoint) on the same kind of set-up
+// py-ipv8's published figures (pure-Python crypto endpoint), shown when it is not measured here
 const REFERENCE: Record<number, { mbPerSec: string; target: number }> = {
   1: { mbPerSec: '18-21', target: 100 },
   3: { mbPerSec: '7-8', target: 50 },
@@ -130,36 +134,84 @@ const net = await OverlayTestNetwork.create(
   { transport: udpTransport, hostOf: host, endpoint: { rateLimit: false } },
 )
 const sink = await startSink()
+interface PyResult {
+  hops: number
+  mb_per_sec?: number
+  cpu_sec_per_gb?: number
+  error?: string
+}
+
+/** py-ipv8 (pure-Python 241d0c2 in PY_IPV8_DIR) on the same set-up, run after ours so they do not compete. */
+function pyIpv8(): Map<number, PyResult> | string {
+  const dir = process.env.PY_IPV8_DIR
+  if (dir === undefined || !existsSync(`${dir}/ipv8/messaging/anonymization/community.py`)) {
+    return 'py-ipv8 not measured here (set PY_IPV8_DIR to a py-ipv8 241d0c2 checkout): its published figures are shown'
+  }
+  const script = fileURLToPath(new URL('./py_ipv8_tunnel.py', import.meta.url))
+  const run = spawnSync('/usr/bin/python3', [script], {
+    env: { ...process.env, PY_IPV8_DIR: dir, TUNNEL_BENCH_MS: String(DURATION_MS) },
+    encoding: 'utf8',
+    timeout: 4 * DURATION_MS + 60_000,
+  })
+  const results = new Map<number, PyResult>()
+  for (const line of run.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue
+    const result = JSON.parse(line) as PyResult
+    results.set(result.hops, result)
+  }
+  return results.size > 0 ? results : `py-ipv8 run failed: ${run.stderr.slice(-300)}`
+}
+
+const ours = new Map<number, Awaited<ReturnType<typeof measure>>>()
 try {
   await net.startAll()
   const client = net.node(0).community
   if (!(await until(() => client.getCandidates(PEER_FLAG_EXIT_BT).length === 4, 30_000))) {
     throw new Error('the client did not meet the four exits')
   }
-  console.log(
-    `tunnel throughput: ${PAYLOAD_BYTES}-byte UDP payloads, window ${WINDOW}, ${DURATION_MS} ms per run`,
-  )
-  console.log(
-    `load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} cores: on a busy machine wall-clock MB/s`,
-  )
-  console.log(
-    'falls, while CPU s/GB holds; "at 1 core" = 1000 / (CPU s/GB), every node sharing that one core',
-  )
-  console.log(
-    'hops   MB/s   CPU s/GB   at 1 core   lost   py-ipv8 MB/s   target   vs target   vs py-ipv8 (midpoint)',
-  )
   for (const hops of [1, 3]) {
     const socket = circuitDatagramSocket(client, hops) // keeps circuits of this length wanted
     const circuit = await client.circuit(hops, { timeoutMs: 30_000 })
-    const r = await measure(client, circuit, sink)
-    const ref = REFERENCE[hops] as { mbPerSec: string; target: number }
-    const [lo, hi] = ref.mbPerSec.split('-').map(Number) as [number, number]
-    console.log(
-      `${String(hops).padStart(4)} ${r.mbPerSec.toFixed(1).padStart(6)} ${r.cpuSecPerGb.toFixed(1).padStart(10)} ${(1000 / r.cpuSecPerGb).toFixed(1).padStart(11)} ${String(r.lost).padStart(6)} ${ref.mbPerSec.padStart(14)} ${String(ref.target).padStart(8)} ${(r.mbPerSec / ref.target).toFixed(2).padStart(10)}x ${(r.mbPerSec / ((lo + hi) / 2)).toFixed(1).padStart(10)}x`,
-    )
+    ours.set(hops, await measure(client, circuit, sink))
     await socket.close()
   }
 } finally {
   await net.stopAll()
   await sink.close()
+}
+
+const py = pyIpv8()
+console.log(
+  `tunnel throughput: ${PAYLOAD_BYTES}-byte UDP payloads, window ${WINDOW}, ${DURATION_MS} ms per run`,
+)
+console.log(
+  `load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} cores: on a busy machine wall-clock MB/s`,
+)
+console.log('falls, while CPU s/GB holds; "at 1 core" = 1000 / (CPU s/GB), every node sharing that one core')
+if (typeof py === 'string') console.log(py)
+console.log(
+  'hops   MB/s   CPU s/GB   at 1 core   lost | py-ipv8 MB/s   CPU s/GB | target   vs target   vs py MB/s   vs py CPU',
+)
+for (const [hops, r] of ours) {
+  const ref = REFERENCE[hops] as { mbPerSec: string; target: number }
+  const [lo, hi] = ref.mbPerSec.split('-').map(Number) as [number, number]
+  const measured = typeof py === 'string' ? undefined : py.get(hops)
+  const pyMb = measured?.mb_per_sec ?? (lo + hi) / 2
+  const pyCpu = measured?.cpu_sec_per_gb
+  const pyMbText = measured?.mb_per_sec === undefined ? `${ref.mbPerSec} (pub.)` : pyMb.toFixed(1)
+  console.log(
+    [
+      String(hops).padStart(4),
+      r.mbPerSec.toFixed(1).padStart(6),
+      r.cpuSecPerGb.toFixed(1).padStart(10),
+      (1000 / r.cpuSecPerGb).toFixed(1).padStart(11),
+      `${String(r.lost).padStart(6)} |`,
+      pyMbText.padStart(12),
+      `${(pyCpu === undefined ? '-' : pyCpu.toFixed(1)).padStart(10)} |`,
+      String(ref.target).padStart(6),
+      `${(r.mbPerSec / ref.target).toFixed(2)}x`.padStart(11),
+      `${(r.mbPerSec / pyMb).toFixed(1)}x`.padStart(12),
+      (pyCpu === undefined ? '-' : `${(pyCpu / r.cpuSecPerGb).toFixed(1)}x`).padStart(11),
+    ].join(' '),
+  )
 }

@@ -104,7 +104,7 @@ async def main():
     walker.cancel()
     for n in nodes:
         await n.unload()
-        await n.endpoint.close()
+        n.endpoint.close()
 
 
 asyncio.run(main())
