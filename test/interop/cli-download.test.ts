@@ -140,7 +140,7 @@ describe.skipIf(!libtorrentAvailable())(
       })
 
       if (scriptAvailable()) {
-        // Again under a pseudo-terminal: one line redrawn in place, ending at 100 %. Another torrent of the same
+        // Again under a pseudo-terminal, one file only: one line redrawn in place, ending at 100 %. Another torrent of the same
         // files (another piece size), as libtorrent waits before it dials a peer of a torrent again.
         const other = await createTorrent({
           path: join(tmp, 'seed', 'share'),
@@ -162,6 +162,8 @@ describe.skipIf(!libtorrentAvailable())(
               String(port),
               '--dest',
               join(tmp, 'tty'),
+              '--select',
+              'sub/b.bin',
             ]
               .map((arg) => `'${arg.replaceAll("'", "'\\''")}'`)
               .join(' '),
