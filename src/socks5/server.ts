@@ -1,0 +1,330 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import { logger } from '../common/index.js'
+import {
+  canonicalHost,
+  type DatagramSocket,
+  type DatagramTransport,
+  formatAddress,
+  type SocketAddress,
+  udpTransport,
+} from '../net/index.js'
+import { decodeUdpDatagram, encodeUdpDatagram } from './codec.js'
+import { type ControlStep, Socks5Control } from './control.js'
+import { type AssociationInfo, Socks5Error, type Socks5ServerOptions, type Socks5Stats } from './types.js'
+
+const log = logger('socks5')
+
+/** Largest UDP payload over IPv4, less the longest SOCKS5 UDP header (domain of 255 bytes). */
+const DEFAULT_MAX_PAYLOAD_BYTES = 65507 - 262
+const DEFAULT_MAX_ASSOCIATIONS = 64
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000
+/** Destinations remembered per association to route replies; beyond this the oldest are forgotten. */
+const MAX_DESTINATIONS = 4096
+
+function emptyStats(): Socks5Stats {
+  return {
+    connections: 0,
+    associationsOpened: 0,
+    refused: { command: 0, auth: 0, method: 0, limit: 0, malformed: 0, timeout: 0 },
+    datagramsUp: 0,
+    bytesUp: 0,
+    datagramsDown: 0,
+    bytesDown: 0,
+    dropped: { malformed: 0, fragmented: 0, foreignSource: 0, oversize: 0, upstreamFailed: 0, noClient: 0 },
+  }
+}
+
+const isUnspecified = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === ''
+
+/** A UDP association: the client-side relay socket and where its datagrams go. */
+class Association {
+  readonly control: SocketAddress
+  readonly relay: DatagramSocket
+  /** Only datagrams from this host (and port, once known) are relayed. */
+  readonly clientHost: string
+  clientPort: number
+  readonly destinations = new Set<string>()
+  datagramsUp = 0
+  datagramsDown = 0
+
+  constructor(control: SocketAddress, relay: DatagramSocket, declared: SocketAddress) {
+    this.control = control
+    this.relay = relay
+    // RFC 1928 §7: the request carries the address the client will send from; zeros mean "not known yet".
+    this.clientHost = canonicalHost(isUnspecified(declared.host) ? control.host : declared.host)
+    this.clientPort = declared.port
+  }
+
+  get client(): SocketAddress | undefined {
+    return this.clientPort === 0 ? undefined : { host: this.clientHost, port: this.clientPort }
+  }
+
+  info(): AssociationInfo {
+    return {
+      control: this.control,
+      relay: this.relay.local,
+      client: this.client,
+      destinations: this.destinations.size,
+      datagramsUp: this.datagramsUp,
+      datagramsDown: this.datagramsDown,
+    }
+  }
+}
+
+/**
+ * A SOCKS5 server (RFC 1928) that relays UDP only, as Tribler's anonymous proxy does: a client (libtorrent)
+ * opens a TCP control connection, asks for UDP ASSOCIATE and gets a UDP relay port on the same host. Each
+ * datagram it sends there carries the SOCKS5 UDP header with the real destination; the server strips it and
+ * sends the payload through the upstream socket (a plain UDP socket in tests, the circuits of one hop count in
+ * the core). Replies come back wrapped in a header with their origin. Destination host names are passed on
+ * unresolved, so a circuit's exit resolves them and the client's resolver never sees them. An association
+ * lives as long as its control connection. Fragmented datagrams (FRAG ≠ 0) are dropped (§7 allows it).
+ *
+ * @example
+ * ```ts
+ * const server = new Socks5Server({ port: 0, upstream: () => circuitDatagramSocket(tunnels, 1) })
+ * await server.start()
+ * // libtorrent: proxy_type socks5, proxy_hostname 127.0.0.1, proxy_port server.address.port
+ * ```
+ */
+export class Socks5Server {
+  readonly stats: Socks5Stats = emptyStats()
+  readonly #opts: Socks5ServerOptions
+  readonly #relayTransport: DatagramTransport
+  readonly #associations = new Set<Association>()
+  readonly #connections = new Set<Socket>()
+  #server: Server | undefined
+  #address: SocketAddress | undefined
+  #upstream: Promise<DatagramSocket> | undefined
+  #latest: Association | undefined
+  #stopping = false
+
+  constructor(opts: Socks5ServerOptions) {
+    this.#opts = opts
+    this.#relayTransport = opts.relayTransport ?? udpTransport
+  }
+
+  /** The TCP address it listens on, once started. */
+  get address(): SocketAddress | undefined {
+    return this.#address
+  }
+
+  /** The live UDP associations. */
+  associations(): AssociationInfo[] {
+    return [...this.#associations].map((a) => a.info())
+  }
+
+  /** The upstream socket's counters, once the first association made it. */
+  async upstreamStats(): Promise<DatagramSocket['stats'] | undefined> {
+    return (await this.#upstream)?.stats
+  }
+
+  /** Listens; rejects with `LISTEN_FAILED` when the port is taken. */
+  async start(): Promise<void> {
+    if (this.#server !== undefined) throw new Socks5Error('LISTEN_FAILED', { reason: 'already started' })
+    const host = this.#opts.host ?? '127.0.0.1'
+    const server = createServer({ noDelay: true }, (socket) => this.#onConnection(socket))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(new Socks5Error('LISTEN_FAILED', { host, port: this.#opts.port, cause: err })),
+      )
+      server.listen({ host, port: this.#opts.port, exclusive: true }, () => resolve())
+    })
+    server.on('error', (err) => log.debug('server error', { err }))
+    const bound = server.address()
+    if (bound === null || typeof bound === 'string') throw new Socks5Error('LISTEN_FAILED', { host })
+    this.#server = server
+    this.#address = { host: bound.address, port: bound.port }
+    log.debug('listening', { label: this.#opts.label, port: bound.port })
+  }
+
+  /** Closes every connection and association, the upstream socket, then the listener. */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    for (const socket of this.#connections) socket.destroy()
+    this.#connections.clear()
+    await Promise.all([...this.#associations].map((a) => this.#closeAssociation(a)))
+    const upstream = this.#upstream
+    this.#upstream = undefined
+    if (upstream !== undefined) await upstream.then((u) => u.close()).catch(() => undefined)
+    const server = this.#server
+    this.#server = undefined
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  #onConnection(socket: Socket): void {
+    if (this.#stopping) {
+      socket.destroy()
+      return
+    }
+    this.stats.connections += 1
+    this.#connections.add(socket)
+    const control = new Socks5Control(this.#opts.credentials)
+    const peer: SocketAddress = {
+      host: canonicalHost(socket.remoteAddress ?? '127.0.0.1'),
+      port: socket.remotePort ?? 0,
+    }
+    let association: Association | undefined
+    const timer = setTimeout(() => {
+      this.stats.refused.timeout += 1
+      socket.destroy()
+    }, this.#opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS)
+    timer.unref()
+
+    const run = (steps: ControlStep[]): void => {
+      for (const step of steps) {
+        if (step.kind === 'write') socket.write(step.data)
+        else if (step.kind === 'close') {
+          this.stats.refused[step.reason] += 1
+          clearTimeout(timer)
+          socket.end()
+          socket.destroySoon()
+        } else {
+          clearTimeout(timer)
+          this.#associate(peer, step.client, socket).then(
+            (made) => {
+              association = made
+              if (socket.destroyed) {
+                if (made !== undefined) void this.#closeAssociation(made)
+                return
+              }
+              run(control.associated(made?.relay.local))
+            },
+            (err) => {
+              log.debug('association failed', { err })
+              run(control.associated(undefined))
+            },
+          )
+        }
+      }
+    }
+
+    socket.on('data', (data) => run(control.push(data)))
+    socket.on('error', (err) => log.debug('control connection error', { err }))
+    socket.on('close', () => {
+      clearTimeout(timer)
+      this.#connections.delete(socket)
+      if (association !== undefined) void this.#closeAssociation(association)
+    })
+  }
+
+  async #associate(
+    control: SocketAddress,
+    declared: SocketAddress,
+    socket: Socket,
+  ): Promise<Association | undefined> {
+    if (this.#associations.size >= (this.#opts.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS)) {
+      this.stats.refused.limit += 1
+      return undefined
+    }
+    const upstream = await this.#ensureUpstream()
+    // The relay binds where the control connection arrived, so the client reaches it the same way (loopback).
+    const relay = await this.#relayTransport.bind({ host: socket.localAddress ?? '127.0.0.1', port: 0 })
+    const association = new Association(control, relay, declared)
+    this.#associations.add(association)
+    this.stats.associationsOpened += 1
+    relay.onMessage((data, from) => this.#fromClient(association, upstream, data, from))
+    log.debug('associated', { label: this.#opts.label, relay: relay.local.port })
+    return association
+  }
+
+  #ensureUpstream(): Promise<DatagramSocket> {
+    if (this.#upstream === undefined) {
+      const made = Promise.resolve().then(() => this.#opts.upstream())
+      this.#upstream = made
+      made.then(
+        (upstream) => upstream.onMessage((data, from) => this.#fromUpstream(data, from)),
+        () => {
+          if (this.#upstream === made) this.#upstream = undefined
+        },
+      )
+    }
+    return this.#upstream
+  }
+
+  #fromClient(association: Association, upstream: DatagramSocket, data: Buffer, from: SocketAddress): void {
+    const host = canonicalHost(from.host)
+    if (
+      host !== association.clientHost ||
+      (association.clientPort !== 0 && from.port !== association.clientPort)
+    ) {
+      this.stats.dropped.foreignSource += 1
+      return
+    }
+    let datagram: ReturnType<typeof decodeUdpDatagram>
+    try {
+      datagram = decodeUdpDatagram(data)
+    } catch {
+      this.stats.dropped.malformed += 1
+      return
+    }
+    if (datagram.frag !== 0) {
+      this.stats.dropped.fragmented += 1
+      return
+    }
+    if (datagram.payload.length > (this.#opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES)) {
+      this.stats.dropped.oversize += 1
+      return
+    }
+    if (datagram.address.port === 0) {
+      this.stats.dropped.malformed += 1
+      return
+    }
+    if (association.clientPort === 0) association.clientPort = from.port
+    const key = formatAddress({ host: canonicalHost(datagram.address.host), port: datagram.address.port })
+    if (!association.destinations.has(key)) {
+      if (association.destinations.size >= MAX_DESTINATIONS) {
+        const oldest = association.destinations.values().next().value
+        if (oldest !== undefined) association.destinations.delete(oldest)
+      }
+      association.destinations.add(key)
+    }
+    this.#latest = association
+    const errorsBefore = upstream.stats.sendErrors
+    upstream.send(datagram.payload, datagram.address)
+    if (upstream.stats.sendErrors !== errorsBefore) {
+      this.stats.dropped.upstreamFailed += 1
+      return
+    }
+    association.datagramsUp += 1
+    this.stats.datagramsUp += 1
+    this.stats.bytesUp += datagram.payload.length
+  }
+
+  #fromUpstream(data: Buffer, from: SocketAddress): void {
+    const key = formatAddress({ host: canonicalHost(from.host), port: from.port })
+    let targets = [...this.#associations].filter((a) => a.destinations.has(key))
+    // Replies from an address no association sent to (an incoming uTP connection at the exit, a resolved host
+    // name) go to the association that sent last, the one most likely to expect them.
+    if (targets.length === 0 && this.#latest !== undefined && this.#associations.has(this.#latest))
+      targets = [this.#latest]
+    if (targets.length === 0) {
+      this.stats.dropped.noClient += 1
+      return
+    }
+    let wrapped: Buffer
+    try {
+      wrapped = encodeUdpDatagram(from, data)
+    } catch {
+      this.stats.dropped.malformed += 1
+      return
+    }
+    for (const association of targets) {
+      const client = association.client
+      if (client === undefined) {
+        this.stats.dropped.noClient += 1
+        continue
+      }
+      association.relay.send(wrapped, client)
+      association.datagramsDown += 1
+      this.stats.datagramsDown += 1
+      this.stats.bytesDown += data.length
+    }
+  }
+
+  async #closeAssociation(association: Association): Promise<void> {
+    if (!this.#associations.delete(association)) return
+    if (this.#latest === association) this.#latest = undefined
+    await association.relay.close()
+  }
+}
