@@ -69,10 +69,11 @@ export const tunnelRoutes: RouteModule = (app, { session }) => {
     {
       schema: {
         tags: ['debug'],
-        summary: 'Download slots of the anonymous SOCKS5 proxy',
+        summary: "Slots that admit other nodes' circuits to this relay or exit",
         description:
-          'Random slots hold a circuit id or null, competing slots `[balance, circuit id or null]`. Anonymous ' +
-          'downloads are not supported yet, so no slot is ever assigned.',
+          'Random slots hold a circuit id or null, competing slots `[balance, circuit id or null]` (a circuit ' +
+          'wins a competing slot by its bandwidth balance). That admission is not implemented yet, so no slot ' +
+          'is ever assigned.',
         response: {
           200: obj({ slots: obj({ random: { type: 'array' }, competing: { type: 'array' } }) }),
           ...COMMON_ERRORS,
