@@ -210,7 +210,7 @@ export class LanBroadcastBootstrapper implements Bootstrapper {
   #sweepTimer: TimerHandle | undefined
   #nextPort: number | undefined
   #lastSweepMs = Number.NEGATIVE_INFINITY
-  #handoffBudget = { tokens: 0, atMs: 0 }
+  readonly #handoffs: SourceRateLimiter
   #stopped = false
 
   constructor(opts: LanBroadcastOptions = {}) {
@@ -227,6 +227,11 @@ export class LanBroadcastBootstrapper implements Bootstrapper {
     if (!(perSec > 0)) throw new RangeError('announcesPerSec must be positive')
     this.#perTick = Math.max(1, Math.floor((perSec * SWEEP_TICK_MS) / 1000))
     this.#announceLimit = new AnnounceLimiter(this.#clock)
+    const handoffsPerSec = opts.handoffsPerSec ?? 100
+    this.#handoffs = new SourceRateLimiter(
+      { packetsPerSec: handoffsPerSec, burst: handoffsPerSec },
+      this.#clock,
+    )
   }
 
   /** The broadcast socket's address, once bound. */
@@ -313,7 +318,7 @@ export class LanBroadcastBootstrapper implements Bootstrapper {
     if (local === undefined) return
     if (
       data.length === BEACON_HEADER.length + target.prefix.length &&
-      data.subarray(0, 7).equals(BEACON_HEADER)
+      data.subarray(0, BEACON_HEADER.length).equals(BEACON_HEADER)
     ) {
       if (from.port === local.port && isOwnHost(from.host, local.host)) return // our own announce
       if (!data.subarray(BEACON_HEADER.length).equals(target.prefix)) {
@@ -332,24 +337,13 @@ export class LanBroadcastBootstrapper implements Bootstrapper {
       target.onPacket !== undefined &&
       data.length > target.prefix.length &&
       data.subarray(0, target.prefix.length).equals(target.prefix) &&
-      this.#takeHandoff()
+      this.#handoffs.admit('')
     ) {
       this.stats.handoffs += 1
       target.onPacket(data, from)
       return
     }
     this.stats.dropped += 1
-  }
-
-  #takeHandoff(): boolean {
-    const perSec = this.#opts.handoffsPerSec ?? 100
-    const now = this.#clock.monotonic()
-    const budget = this.#handoffBudget
-    budget.tokens = Math.min(perSec, budget.tokens + ((now - budget.atMs) * perSec) / 1000)
-    budget.atMs = now
-    if (budget.tokens < 1) return false
-    budget.tokens -= 1
-    return true
   }
 }
 

@@ -169,6 +169,12 @@ describe('LAN broadcast bootstrapping', () => {
     }
     net.advance(20, 10)
     expect(walks()).toBeLessThanOrEqual(4 + 10 + 10)
+    // overlay datagrams on the broadcast socket are handed over at most 100 per second
+    const junk = Buffer.concat([node.community.prefix, Buffer.from([246, 1, 2, 3])])
+    for (let i = 0; i < 150; i++) one?.send(junk, lan.local ?? node.socket.local)
+    net.advance(20, 10)
+    expect(lan.stats.handoffs).toBe(100)
+    expect(node.community.statistics.dropped.malformed).toBe(100)
     for (const forger of forgers) await forger.close()
   })
 
