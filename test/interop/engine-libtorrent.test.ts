@@ -136,6 +136,33 @@ describe.skipIf(!libtorrentAvailable())('BitTorrentEngine against libtorrent', (
     })
   }
 
+  it('seeds to a libtorrent leecher that forces encryption (MSE, RC4)', async () => {
+    const tmp = await tempDir()
+    const { made, contents, seedDir, bytes } = await share(tmp, { 'big.bin': 3 * 1024 * 1024 })
+    const node = await engineAt(path.join(tmp, 'state'), '127.0.0.79')
+    const { infoHash } = await node.engine.add({
+      source: { kind: 'torrent', torrent: bytes },
+      destination: seedDir,
+    })
+    await until(() => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING', 30_000, 'check')
+    const leecher = await LibtorrentPeer.start({ host: '127.0.0.80', encryption: 'forced' })
+    cleanup.push(() => leecher.stop())
+    const out = path.join(tmp, 'lt-out')
+    await leecher.addTorrent({ torrentPath: made.torrentPath, savePath: out })
+    await leecher.addPeer({ ip: '127.0.0.79', port: node.engine.port })
+    await until(
+      () =>
+        node.engine
+          .get(infoHash)!
+          .peers()
+          .some((p) => p.encrypted),
+      60_000,
+      'an encrypted peer',
+    )
+    await leecher.waitFor((s) => s.torrents[0]?.isSeeding === true, { timeoutMs: 120_000 })
+    await expectSameFiles(contents, out)
+  })
+
   it('downloads a magnet whose metadata comes from the libtorrent peer', async () => {
     const tmp = await tempDir()
     const { made, contents, seedDir } = await share(tmp, { 'a.bin': 3_000_000, 'b/c.bin': 100_000 }, 65_536)

@@ -92,6 +92,7 @@ class Peer {
   readonly address: SocketAddress
   readonly transport: 'tcp' | 'utp'
   readonly direction: 'L' | 'R'
+  readonly encrypted: boolean
   candidate: Candidate | undefined
   readonly connectedAtMs: number
   /** Requests of ours in flight. */
@@ -106,10 +107,17 @@ class Peer {
 
   constructor(
     wire: PeerWire,
-    meta: { address: SocketAddress; transport: 'tcp' | 'utp'; direction: 'L' | 'R'; candidate?: Candidate },
+    meta: {
+      address: SocketAddress
+      transport: 'tcp' | 'utp'
+      direction: 'L' | 'R'
+      candidate?: Candidate
+      encrypted?: boolean
+    },
     clock: Clock,
   ) {
     this.wire = wire
+    this.encrypted = meta.encrypted === true
     this.address = meta.address
     this.transport = meta.transport
     this.direction = meta.direction
@@ -367,7 +375,10 @@ export class Download {
    * Takes an incoming connection whose handshake named this torrent. Call it from the wire's `handshake` listener:
    * our handshake is sent at once. Returns false (and closes it) when the download does not accept peers now.
    */
-  acceptIncoming(wire: PeerWire, meta: { address: SocketAddress; transport: 'tcp' | 'utp' }): boolean {
+  acceptIncoming(
+    wire: PeerWire,
+    meta: { address: SocketAddress; transport: 'tcp' | 'utp'; encrypted?: boolean },
+  ): boolean {
     if (
       !this.acceptsPeers ||
       this.#peers.size >= this.#maxConnections ||
@@ -453,7 +464,7 @@ export class Download {
           totalDown: p.down.total,
           completed: pieceCount === 0 ? 0 : Math.min(1, wire.peerPieceCount / pieceCount),
           connectionType: p.transport === 'utp' ? 1 : 0,
-          encrypted: false,
+          encrypted: p.encrypted,
         }
       })
   }
@@ -708,7 +719,13 @@ export class Download {
 
   #track(
     wire: PeerWire,
-    meta: { address: SocketAddress; transport: 'tcp' | 'utp'; direction: 'L' | 'R'; candidate?: Candidate },
+    meta: {
+      address: SocketAddress
+      transport: 'tcp' | 'utp'
+      direction: 'L' | 'R'
+      candidate?: Candidate
+      encrypted?: boolean
+    },
   ): Peer {
     const peer = new Peer(wire, meta, this.#clock)
     this.#peers.add(peer)

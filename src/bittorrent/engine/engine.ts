@@ -36,6 +36,7 @@ import {
   type TransferLimiter,
 } from '../download/index.js'
 import { bindLsdSocket, LocalServiceDiscovery, type LsdSocket } from '../lsd/index.js'
+import { acceptConnection, req2Hash } from '../mse/index.js'
 import { PeerWire } from '../peer-wire/index.js'
 import { HttpTrackerClient, TrackerManager, UdpTrackerClient } from '../tracker/index.js'
 import { UtpSocket } from '../utp/index.js'
@@ -308,6 +309,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
   #port = 0
   #utpEnabled = false
   readonly #incoming = new Set<PeerWire>()
+  /** Incoming connections still in their encryption handshake. */
+  readonly #handshaking = new Set<Duplex>()
   readonly #bandwidth: BandwidthManager
   readonly #downChannel: BandwidthChannel
   readonly #upChannel: BandwidthChannel
@@ -385,6 +388,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
     await Promise.allSettled([...this.#downloads.values()].map((h) => h.stopSwarm()))
     for (const wire of this.#incoming) wire.destroy()
     this.#incoming.clear()
+    for (const stream of this.#handshaking) stream.destroy()
+    this.#handshaking.clear()
     await this.#lsd?.stop()
     await this.#lsdSocket?.close()
     await this.#dht?.stop()
@@ -850,7 +855,34 @@ export class BitTorrentEngine implements DownloadManager, Service {
       stream.destroy()
       return
     }
-    const wire = new PeerWire(this.#throttled(stream), {
+    // Plain BitTorrent or message stream encryption (BEP 8's MSE), whichever the peer starts with, as libtorrent's
+    // `enabled` policy accepts both.
+    stream.on('error', () => undefined)
+    this.#handshaking.add(stream)
+    acceptConnection(this.#throttled(stream), {
+      policy: 'enabled',
+      lookup: (hash) => this.#lookupEncrypted(hash),
+    })
+      .then(
+        (conn) => this.#onPlaintext(conn.stream, address, transport, conn.encrypted),
+        (err: unknown) => this.#log.debug('incoming handshake failed', { err: errorMessage(err) }),
+      )
+      .finally(() => this.#handshaking.delete(stream))
+  }
+
+  #lookupEncrypted(hash: Buffer): Uint8Array | undefined {
+    for (const handle of this.#downloads.values()) {
+      if (req2Hash(handle.download.infoHash).equals(hash)) return handle.download.infoHash
+    }
+    return undefined
+  }
+
+  #onPlaintext(stream: Duplex, address: SocketAddress, transport: 'tcp' | 'utp', encrypted: boolean): void {
+    if (!this.#running) {
+      stream.destroy()
+      return
+    }
+    const wire = new PeerWire(stream, {
       peerId: this.peerId,
       clientName: CLIENT_NAME,
       listenPort: this.#port,
@@ -867,7 +899,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
         wire.destroy()
         return
       }
-      handle.download.acceptIncoming(wire, { address, transport })
+      handle.download.acceptIncoming(wire, { address, transport, encrypted })
     })
   }
 }
