@@ -44,7 +44,7 @@ function scriptAvailable(): boolean {
 }
 
 const PROGRESS =
-  /^\s*\d{1,3}\.\d% \S+ \S+\/\S+ \S+ {2}down .+\/s {2}up .+\/s {2}peers \d+ {2}eta \S+ {2}[a-z ]+$/
+  /^\s*\d{1,3}\.\d% (\?\/\?|\S+ \S+\/\S+ \S+) {2}down .+\/s {2}up .+\/s {2}peers \d+ {2}eta \S+ {2}[a-z ]+$/
 
 describe.skipIf(!libtorrentAvailable())(
   'tribler download against a real core and a libtorrent seeder',
@@ -190,6 +190,46 @@ describe.skipIf(!libtorrentAvailable())(
           readFileSync(join(tmp, 'tty', 'share', 'sub', 'b.bin')).equals(contents.get('sub/b.bin') as Buffer),
         ).toBe(true)
       }
+
+      core.child.kill('SIGTERM')
+      expect((await core.exited).code).toBe(0)
+    })
+
+    it('downloads a magnet link: fetches the metadata from the peer in it, then the data', async () => {
+      const tmp = mkdtempSync(join(tmpdir(), 'tribler-cli-magnet-'))
+      const contents = await writeRandomFiles(join(tmp, 'seed', 'album'), {
+        'one.bin': 700_000,
+        'two.bin': 300_000,
+      })
+      const made = await createTorrent({ path: join(tmp, 'seed', 'album'), out: join(tmp, 'album.torrent') })
+      const seeder = await LibtorrentPeer.start({ host: '127.0.0.62' })
+      cleanups.push(() => seeder.stop())
+      await seeder.addTorrent({ torrentPath: made.torrentPath, savePath: join(tmp, 'seed') })
+      await seeder.waitFor((s) => s.torrents[0]?.state === 'seeding')
+
+      const stateDir = tempStateDir()
+      writeFileSync(
+        join(stateDir, 'settings.json'),
+        JSON.stringify({ libtorrent: { dht: false }, download_defaults: { saveas: join(tmp, 'default') } }),
+      )
+      const core = cli(['--port', '0', '--api-key', KEY], { stateDir })
+      const port = Number(new URL(await apiUrl(core)).port)
+
+      const magnet = `magnet:?xt=urn:btih:${made.infoHash}&dn=album&x.pe=127.0.0.62:${seeder.port}`
+      const dest = join(tmp, 'got')
+      const download = cli(['download', magnet, '--port', String(port), '--dest', dest], {
+        client: true,
+        env: CLIENT_ENV,
+      })
+      const { code } = await download.exited
+      expect({ code, err: download.stderr() }).toEqual({ code: 0, err: '' })
+      const lines = download.stdout().trim().split('\n')
+      expect(lines[0]).toMatch(new RegExp(`^Downloading .+ \\(${made.infoHash}\\)$`))
+      for (const line of lines.slice(1, -1)) expect(line).toMatch(PROGRESS)
+      expect(lines.at(-2)).toMatch(/^100\.0% .* seeding$/)
+      expect(lines.at(-1)).toBe(`Completed: album (${made.infoHash}); it keeps seeding in the core`)
+      for (const [relative, data] of contents)
+        expect(readFileSync(join(dest, 'album', relative)).equals(data)).toBe(true)
 
       core.child.kill('SIGTERM')
       expect((await core.exited).code).toBe(0)
