@@ -13,10 +13,12 @@ import {
   communityPrefix,
   type PayloadSchema,
   payload,
+  type Reader,
   readUnsigned,
   signedPacket,
   unsignedPacket,
   verifySigned,
+  type Writer,
 } from './serialization/index.js'
 import { keyVectors, loadVectors } from './testing/vectors.js'
 
@@ -177,6 +179,41 @@ describe('py-ipv8 datagrams', () => {
   it('TunnelCommunity destroy: signed without a global time', () => {
     const Destroy = payload(8, { circuitId: 'I', reason: 'H' }, 'destroy')
     checkSigned('destroy', tunnel, Destroy, { circuitId: 3735928559, reason: 2 }, key1, undefined)
+  })
+
+  it('builds a packet whose field encoder builds another packet (the shared buffer is not reused mid-message)', () => {
+    const inner = (): Buffer =>
+      signedPacket(
+        discovery,
+        PuncturePayload,
+        {
+          sourceLanAddress: addr('10.0.0.1', 1),
+          sourceWanAddress: addr('1.2.3.4', 2),
+          identifier: 3,
+        },
+        key1,
+        3n,
+      )
+    const Outer = payload(9, {
+      wrapped: {
+        name: 'wrapped',
+        write: (w: Writer, _value: Buffer) => {
+          const built = inner()
+          w.u16(built.length)
+          w.bytes(built)
+        },
+        read: (r: Reader) => r.bytes(r.u16()),
+      },
+      tail: 'H',
+    })
+    const outer = signedPacket(tunnel, Outer, { wrapped: Buffer.alloc(0), tail: 0xbeef }, key0, 5n)
+    const frame = verifySigned(outer)
+    const decoded = Outer.decode(outer, frame.payloadStart, frame.payloadEnd)
+    expect(decoded.tail).toBe(0xbeef)
+    expect(decoded.wrapped.equals(inner())).toBe(true)
+    expect(verifySigned(decoded.wrapped).publicKey.equals(key1.publicKey)).toBe(true)
+    const plain = unsignedPacket(tunnel, Outer, { wrapped: Buffer.alloc(0), tail: 1 }, 6n)
+    expect(plain.subarray(-2).readUInt16BE(0)).toBe(1)
   })
 
   it('rejects a packet whose signature or body was changed', () => {

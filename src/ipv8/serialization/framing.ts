@@ -64,13 +64,7 @@ export function signedPacket<T>(
   key: PrivateKey,
   globalTime: bigint | number | undefined,
 ): Buffer {
-  // One scratch buffer for every signed message: building is synchronous and the result is copied out. A
-  // message built while another one is (a field encoder that signs) gets its own buffer.
-  const nested = scratchBusy
-  const w = nested ? new Writer(512) : scratch
-  w.reset()
-  scratchBusy = true
-  try {
+  return withScratch((w) => {
     header(w, prefix, schema.msgId)
     const keyBin = key.publicKey.binView
     w.u16(keyBin.length)
@@ -80,12 +74,7 @@ export function signedPacket<T>(
     const signature = key.sign(w.buffer.subarray(0, w.length))
     w.bytes(signature)
     return w.toBuffer()
-  } finally {
-    if (!nested) {
-      scratchBusy = false
-      if (w.buffer.length > SCRATCH_KEEP) scratch = new Writer(SCRATCH_SIZE)
-    }
-  }
+  })
 }
 
 const SCRATCH_SIZE = 2048
@@ -94,6 +83,25 @@ const SCRATCH_KEEP = 64 * 1024
 let scratch = new Writer(SCRATCH_SIZE)
 let scratchBusy = false
 
+/**
+ * Builds a message in the one scratch buffer: building is synchronous and `build` copies its result out. A
+ * message built while another one is (a field encoder that builds a packet) gets a buffer of its own.
+ */
+function withScratch(build: (w: Writer) => Buffer): Buffer {
+  const nested = scratchBusy
+  const w = nested ? new Writer(512) : scratch
+  w.reset()
+  scratchBusy = true
+  try {
+    return build(w)
+  } finally {
+    if (!nested) {
+      scratchBusy = false
+      if (w.buffer.length > SCRATCH_KEEP) scratch = new Writer(SCRATCH_SIZE)
+    }
+  }
+}
+
 /** Builds an unsigned datagram: `prefix || msgId || [Q global time] || payload`. */
 export function unsignedPacket<T>(
   prefix: Uint8Array,
@@ -101,11 +109,12 @@ export function unsignedPacket<T>(
   value: T,
   globalTime: bigint | number | undefined,
 ): Buffer {
-  const w = new Writer(128)
-  header(w, prefix, schema.msgId)
-  if (globalTime !== undefined) w.u64(globalTime)
-  schema.write(w, value)
-  return w.toBuffer()
+  return withScratch((w) => {
+    header(w, prefix, schema.msgId)
+    if (globalTime !== undefined) w.u64(globalTime)
+    schema.write(w, value)
+    return w.toBuffer()
+  })
 }
 
 /**
