@@ -252,6 +252,39 @@ describe('Download over in-memory connections', () => {
     expect(seed.state).toBe('DLSTATUS_SEEDING')
   })
 
+  it('tells peers about each other with ut_pex (BEP 11)', async () => {
+    const t = await fixture({ 'a.bin': 300_000, 'b.bin': 300_000 }, 65_536)
+    // The seed lacks b.bin, so nobody completes and the swarm stays connected.
+    await fsp.rm(path.join(t.seedDir, t.torrent.name, 'b.bin'))
+    const s = swarm()
+    const tuning = { pexIntervalMs: 1000 }
+    const seed = s.add(SEED, {
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: t.seedDir,
+      tuning,
+    })
+    await seed.start()
+    const opts = (dir: string) => ({
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: path.join(t.root, dir),
+      tuning,
+    })
+    const a = s.add(LEECH, opts('a'))
+    const b = s.add(LEECH2, opts('b'))
+    await a.start()
+    await b.start()
+    a.addPeers([SEED], 'manual')
+    b.addPeers([SEED], 'manual')
+    await until(
+      () => b.knownPeers().some((p) => p.host === LEECH.host && p.source === 'pex'),
+      15_000,
+      'a peer learnt through ut_pex',
+    )
+    expect(a.knownPeers().some((p) => p.host === LEECH2.host && p.source === 'pex')).toBe(true)
+  })
+
   it('resumes from resume data without hashing again and without downloading verified pieces', async () => {
     const t = await fixture({ 'a.bin': 600_000 })
     const s = swarm()

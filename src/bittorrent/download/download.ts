@@ -15,6 +15,7 @@ import { formatAddress, type SocketAddress } from '../../net/index.js'
 import type { DownloadState, DownloadStatus, FileStatus, PeerStatus } from '../engine/index.js'
 import {
   type BlockRequest,
+  PEX_FLAGS,
   PeerWire,
   type PeerWireError,
   type PeerWireOptions,
@@ -100,6 +101,8 @@ class Peer {
   reads = 0
   readonly uploadQueue: BlockRequest[] = []
   hashFailures = 0
+  /** Addresses we told this peer about with ut_pex (BEP 11). */
+  readonly pexSent = new Set<string>()
   optimistic = false
   active = false
   readonly down: RateMeter
@@ -186,6 +189,7 @@ export class Download {
   #wastedBytes = 0
   #hashFailures = 0
   #rechecked = false
+  #ticks = 0
   readonly #connections = { tcp: 0, utp: 0 }
   #resume: Uint8Array | undefined
 
@@ -1200,6 +1204,9 @@ export class Download {
 
   #tick(): void {
     if (this.#running === undefined) return
+    this.#ticks++
+    const pexEvery = Math.max(1, Math.round((this.#opts.tuning?.pexIntervalMs ?? 60_000) / TICK_MS))
+    if (this.#ticks % pexEvery === 0) this.#sendPex()
     this.#connectMore()
     if (this.#ready()) {
       for (const peer of this.#peers) {
@@ -1210,6 +1217,38 @@ export class Download {
       }
     }
     this.#checkSeedingPolicy()
+  }
+
+  /** Tells each peer that speaks ut_pex which peers joined and left since the last message (BEP 11). */
+  #sendPex(): void {
+    if (this.#torrent?.private === true) return
+    const current = new Map<string, { host: string; port: number; flags: number }>()
+    for (const peer of this.#peers) {
+      if (!peer.active || peer.wire.isClosed) continue
+      const address = peer.candidate?.address
+      if (address === undefined) continue
+      const flags =
+        (peer.wire.peerIsSeed ? PEX_FLAGS.SEED : 0) |
+        (peer.transport === 'utp' ? PEX_FLAGS.SUPPORTS_UTP : 0) |
+        (peer.direction === 'L' ? PEX_FLAGS.REACHABLE : 0)
+      current.set(formatAddress(address), { host: address.host, port: address.port, flags })
+    }
+    for (const peer of this.#peers) {
+      if (!peer.active || peer.wire.isClosed) continue
+      const own = peer.candidate === undefined ? undefined : formatAddress(peer.candidate.address)
+      const added = [...current].filter(([key]) => key !== own && !peer.pexSent.has(key)).slice(0, 50)
+      const dropped = [...peer.pexSent].filter((key) => !current.has(key)).slice(0, 50)
+      if (added.length === 0 && dropped.length === 0) continue
+      const droppedAddresses = dropped.map((key) => parseAddressKey(key))
+      if (!peer.wire.sendPex({ added: added.map(([, p]) => p), dropped: droppedAddresses })) continue
+      for (const [key] of added) peer.pexSent.add(key)
+      for (const key of dropped) peer.pexSent.delete(key)
+    }
+  }
+
+  /** Peer addresses known to this download and where each came from. */
+  knownPeers(): Array<{ host: string; port: number; source: PeerSource }> {
+    return [...this.#candidates.values()].map((c) => ({ ...c.address, source: c.source }))
   }
 
   #checkSeedingPolicy(): void {
@@ -1330,6 +1369,13 @@ function describeError(err: unknown): string {
 function clientFromPeerId(id: Buffer | undefined): string {
   if (id === undefined || id[0] !== 0x2d || id[7] !== 0x2d) return ''
   return id.subarray(1, 7).toString('latin1')
+}
+
+/** The address of a `host:port` or `[v6]:port` key. */
+function parseAddressKey(key: string): { host: string; port: number } {
+  const at = key.lastIndexOf(':')
+  const host = key.slice(0, at)
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(key.slice(at + 1)) }
 }
 
 async function fileSize(file: string): Promise<number> {

@@ -85,7 +85,10 @@ export class MemorySwarm {
     opts: DownloadOptions,
     deps: Partial<Omit<DownloadDeps, 'connect' | 'peerId'>> = {},
   ): Download {
-    const dl = new Download({ connect: this.connector(address), peerId: randomBytes(20), ...deps }, opts)
+    const dl = new Download(
+      { connect: this.connector(address), peerId: randomBytes(20), listenPort: address.port, ...deps },
+      opts,
+    )
     this.#nodes.set(formatAddress(address), dl)
     this.downloads.push(dl)
     return dl

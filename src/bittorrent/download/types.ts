@@ -74,6 +74,8 @@ export interface DownloadTuning {
   readonly optimisticUnchokeIntervalMs?: number
   /** Time allowed to dial a peer (default 15 s). */
   readonly connectTimeoutMs?: number
+  /** How often peers are told about other peers with ut_pex (default 60 s, as BEP 11 asks at most once a minute). */
+  readonly pexIntervalMs?: number
   /** First delay before redialling a failed peer; doubled per failure (default 5 s, at most 10 minutes). */
   readonly reconnectBaseMs?: number
 }
