@@ -38,6 +38,8 @@ const DEFAULT_MAX_CONNECTIONS = 50
 const DEFAULT_UPLOAD_SLOTS = 4
 const MAX_RECONNECT_MS = 10 * 60_000
 const MAX_DIAL_FAILURES = 8
+/** Verified pieces waiting for the disk before requests pause: bounds memory when the disk is slower than the swarm. */
+const DEFAULT_MAX_PENDING_WRITE_BYTES = 24 * 1024 * 1024
 /** Reads of the peer's requests in flight per peer. */
 const MAX_READS_PER_PEER = 8
 /** Pieces kept in memory for serving (bytes). */
@@ -943,7 +945,7 @@ export class Download {
     if (picker === undefined || !peer.active || wire.isClosed || this.#state !== 'DLSTATUS_DOWNLOADING')
       return
     if (!wire.amInterested) return
-    if (this.#pendingWriteBytes > (this.#opts.tuning?.maxPendingWriteBytes ?? 64 * 1024 * 1024)) return
+    if (this.#pendingWriteBytes > this.#maxPendingWriteBytes) return
     const choked = wire.peerChoking
     if (choked && wire.allowedFastFromPeer.size === 0) return
     const want = Math.min(this.#depth(peer) - peer.inflight, wire.requestSlots)
@@ -1026,9 +1028,13 @@ export class Download {
     for (const peer of this.#peers) {
       if (peer.active && !peer.wire.isClosed && !peer.wire.peerHas(index)) peer.wire.have(index)
     }
-    const wasPaused = this.#pendingWriteBytes + bytes > (this.#opts.tuning?.maxPendingWriteBytes ?? 64 << 20)
+    const wasPaused = this.#pendingWriteBytes + bytes > this.#maxPendingWriteBytes
     if (wasPaused) for (const peer of this.#peers) this.#fill(peer)
     this.#checkFinished()
+  }
+
+  get #maxPendingWriteBytes(): number {
+    return this.#opts.tuning?.maxPendingWriteBytes ?? DEFAULT_MAX_PENDING_WRITE_BYTES
   }
 
   #writeSettled(bytes: number): void {
