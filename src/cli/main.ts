@@ -76,7 +76,17 @@ export const CORE_SERVICES: CoreService[] = [
       }),
     options: { readableState: 'Starting anonymous proxies...' },
   },
-  { factory: (deps) => new BitTorrentEngine(deps), options: { readableState: 'Starting libtorrent...' } },
+  {
+    // Downloads with hops > 0 run through the IPv8 service's tunnel community.
+    factory: (deps, session) =>
+      new BitTorrentEngine(deps, {
+        tunnels: () => {
+          const ipv8 = session.service('ipv8')
+          return ipv8 instanceof Ipv8Service ? ipv8.tunnels : undefined
+        },
+      }),
+    options: { readableState: 'Starting libtorrent...' },
+  },
   {
     factory: (deps, session) =>
       new TorrentService(deps, {

@@ -19,6 +19,7 @@ export {
   type CircuitDataHandler,
   type CircuitId,
   type CircuitInfo,
+  type CircuitSocketOptions,
   type CircuitState,
   circuitDatagramSocket,
   DEFAULT_TUNNEL_SETTINGS,

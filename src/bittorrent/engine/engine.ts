@@ -13,6 +13,7 @@ import {
   toHex,
 } from '../../common/index.js'
 import type { TriblerConfig } from '../../config/index.js'
+import type { TunnelCommunity } from '../../ipv8/index.js'
 import {
   MagnetError,
   type MagnetLink,
@@ -40,6 +41,7 @@ import { acceptConnection, req2Hash } from '../mse/index.js'
 import { PeerWire } from '../peer-wire/index.js'
 import { HttpTrackerClient, TrackerManager, UdpTrackerClient } from '../tracker/index.js'
 import { UtpSocket } from '../utp/index.js'
+import { type AnonymousTransport, AnonymousTransports } from './anonymous.js'
 import { type DownloadRecord, DownloadTable, ENGINE_MIGRATIONS } from './persistence.js'
 import {
   type AddDownloadOptions,
@@ -51,12 +53,11 @@ import {
   type DownloadStatus,
   EngineError,
   type FileStatus,
+  PEER_ID_PREFIX,
   type PeerStatus,
   type TrackerStatusEntry,
 } from './types.js'
 
-/** Azureus-style client prefix of our peer ids. */
-export const PEER_ID_PREFIX = '-TS0100-'
 const DHT_REANNOUNCE_MS = 15 * 60_000
 const DHT_FIRST_LOOKUP_DELAY_MS = 1000
 const DHT_RETRY_MS = 5000
@@ -90,6 +91,11 @@ export interface EngineOptions {
   readonly limiter?: TransferLimiter
   /** Default download folder when `download_defaults.saveas` is not set. */
   readonly defaultDownloadDir?: string
+  /**
+   * The tunnel community that carries downloads with hops > 0 (see `anonymous.ts`); without one (IPv8 or the
+   * tunnel community off) such downloads are refused.
+   */
+  readonly tunnels?: () => TunnelCommunity | undefined
 }
 
 /** A Download with its discovery (trackers, DHT) and its stored record. */
@@ -105,6 +111,8 @@ class EngineDownload implements DownloadHandle {
   #lookup: AbortController | undefined
   #dhtTimer: ReturnType<typeof setTimeout> | undefined
   readonly #extraTrackers: string[]
+  /** Set while an anonymous download waits for its first circuit (state `DLSTATUS_CIRCUITS`). */
+  #circuitWait: AbortController | undefined
 
   constructor(engine: BitTorrentEngine, record: DownloadRecord, download: Download, trackers: string[]) {
     this.#engine = engine
@@ -133,18 +141,20 @@ class EngineDownload implements DownloadHandle {
       status: t.status,
     }))
     const isPrivate = this.torrent?.private === true
-    const dhtOn = this.#engine.dhtEnabled && !isPrivate
+    const direct = this.record.hops === 0
+    const dhtOn = this.#engine.dhtEnabled && !isPrivate && direct
     trackers.push(
       { url: '[DHT]', peers: this.dhtPeers, status: dhtOn ? 'Working' : 'Disabled' },
       { url: '[PeX]', peers: this.pexPeers, status: isPrivate ? 'Disabled' : 'Working' },
       {
         url: '[LSD]',
         peers: this.lsdPeers,
-        status: this.#engine.lsdEnabled && !isPrivate ? 'Working' : 'Disabled',
+        status: this.#engine.lsdEnabled && !isPrivate && direct ? 'Working' : 'Disabled',
       },
     )
     return {
       ...base,
+      ...(this.#waitingForCircuits(base.state) && { state: 'DLSTATUS_CIRCUITS' as const }),
       trackers,
       hops: this.record.hops,
       safeSeeding: this.record.safeSeeding,
@@ -197,13 +207,45 @@ class EngineDownload implements DownloadHandle {
   }
 
   async startSwarm(): Promise<void> {
+    if (this.record.hops > 0) {
+      const anonymous = this.#engine.anonymous(this.record.hops)
+      if (!anonymous.ready) {
+        this.#awaitCircuits(anonymous)
+        return
+      }
+    }
     await this.download.start()
     if (this.download.isRunning) this.#startDiscovery()
   }
 
   async stopSwarm(): Promise<void> {
+    this.#circuitWait?.abort()
+    this.#circuitWait = undefined
     this.#stopDiscovery()
     await this.download.stop()
+  }
+
+  /** No circuit of the download's length is ready yet: it starts once one is (state `DLSTATUS_CIRCUITS`). */
+  #awaitCircuits(anonymous: AnonymousTransport): void {
+    if (this.#circuitWait !== undefined) return
+    const wait = new AbortController()
+    this.#circuitWait = wait
+    this.#engine.events.emit('state', { infoHash: this.infoHash, state: 'DLSTATUS_CIRCUITS' })
+    anonymous.whenReady(wait.signal).then(
+      () => {
+        if (this.#circuitWait !== wait) return
+        this.#circuitWait = undefined
+        void this.startSwarm().catch((err) => this.#engine.reportStartError(this, err))
+      },
+      () => undefined,
+    )
+  }
+
+  #waitingForCircuits(state: DownloadStatus['state']): boolean {
+    if (this.#circuitWait !== undefined) return true
+    if (this.record.hops === 0 || (state !== 'DLSTATUS_DOWNLOADING' && state !== 'DLSTATUS_METADATA'))
+      return false
+    return !this.#engine.anonymousReady(this.record.hops)
   }
 
   onFinished(): void {
@@ -222,6 +264,8 @@ class EngineDownload implements DownloadHandle {
       }
     }
     const isPrivate = this.torrent?.private === true
+    // Anonymous downloads find peers through trackers reached over circuits, PEX and added peers only.
+    if (this.record.hops > 0) return
     if (!isPrivate) engine.lsdAdd(this.download.infoHash)
     if (engine.dhtEnabled && !isPrivate && this.#dhtTimer === undefined) {
       // Lookups that find nobody are retried soon (5 s, doubling), found swarms are re-announced every 15 minutes.
@@ -315,6 +359,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
   readonly #downChannel: BandwidthChannel
   readonly #upChannel: BandwidthChannel
   #offConfig: (() => void) | undefined
+  readonly #anonymous: AnonymousTransports
+  #tcpDials = 0
 
   constructor(deps: EngineDeps, opts: EngineOptions = {}) {
     this.#deps = deps
@@ -326,6 +372,13 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.#bandwidth = new BandwidthManager({ clock: deps.clock })
     this.#downChannel = this.#bandwidth.channel(0)
     this.#upChannel = this.#bandwidth.channel(0)
+    this.#anonymous = new AnonymousTransports({
+      tunnels: opts.tunnels ?? (() => undefined),
+      clock: deps.clock,
+      logger: deps.logger('bittorrent:anonymous'),
+      wrap: (stream) => this.#throttled(stream),
+      onIncoming: (stream, address, transport) => this.#onIncoming(stream, address, 'utp', transport),
+    })
   }
 
   /** Whether `libtorrent.enabled` is on. */
@@ -340,6 +393,14 @@ export class BitTorrentEngine implements DownloadManager, Service {
 
   get dht(): DhtNode | undefined {
     return this.#dht
+  }
+
+  /**
+   * What left through the direct (non-anonymous) stack: TCP dials and UDP datagrams of the listen socket. Downloads
+   * with hops > 0 never add to it.
+   */
+  directTraffic(): { readonly tcpDials: number; readonly udpPacketsSent: number } {
+    return { tcpDials: this.#tcpDials, udpPacketsSent: this.#udp?.stats.packetsSent ?? 0 }
   }
 
   get dhtEnabled(): boolean {
@@ -390,6 +451,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.#incoming.clear()
     for (const stream of this.#handshaking) stream.destroy()
     this.#handshaking.clear()
+    await this.#anonymous.close()
     await this.#lsd?.stop()
     await this.#lsdSocket?.close()
     await this.#dht?.stop()
@@ -409,13 +471,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
   async add(options: AddDownloadOptions): Promise<AddDownloadResult> {
     this.#requireRunning()
     const hops = options.hops ?? 0
-    if (hops > 0) {
-      throw new EngineError(
-        'ANON_NOT_SUPPORTED',
-        { hops },
-        'Anonymous downloads (hops > 0) are not supported yet; add it with 0 hops',
-      )
-    }
+    this.#anonymous.check(hops)
     let torrent: TorrentInfo | undefined
     let magnet: MagnetLink | undefined
     let torrentBytes: Buffer | null = null
@@ -585,11 +641,26 @@ export class BitTorrentEngine implements DownloadManager, Service {
 
   // ---- used by downloads
 
+  /** The anonymous transport of downloads with `hops` hops (throws an `EngineError` without tunnels). */
+  anonymous(hops: number): AnonymousTransport {
+    return this.#anonymous.get(hops)
+  }
+
+  /** Whether a circuit of `hops` hops is ready for anonymous downloads. */
+  anonymousReady(hops: number): boolean {
+    return this.#anonymous.all.some((t) => t.hops === hops && t.ready)
+  }
+
+  reportStartError(handle: EngineDownload, err: unknown): void {
+    this.#reportError(handle, err)
+  }
+
   /** Dials a peer: TCP first (it fails fast when refused), then uTP; either may be turned off. */
   readonly connector: PeerConnector = async (peer, { signal }) => {
     let firstError: unknown
     if (this.#tcpEnabled) {
       try {
+        this.#tcpDials++
         return { stream: this.#throttled(await tcpConnect(peer, signal)), transport: 'tcp' }
       } catch (err) {
         firstError = err
@@ -606,15 +677,21 @@ export class BitTorrentEngine implements DownloadManager, Service {
 
   trackerManager(handle: EngineDownload, tiers: string[][]): TrackerManager {
     const clients: { http?: HttpTrackerClient; udp?: UdpTrackerClient } = {}
-    if (this.#http !== undefined) clients.http = this.#http
-    if (this.#udpTracker !== undefined) clients.udp = this.#udpTracker
+    const anonymous = handle.record.hops > 0 ? this.#anonymous.get(handle.record.hops) : undefined
+    if (anonymous !== undefined) {
+      // UDP trackers through circuits only; HTTP trackers would need a TCP connection out of an exit.
+      clients.udp = anonymous.udpTracker
+    } else {
+      if (this.#http !== undefined) clients.http = this.#http
+      if (this.#udpTracker !== undefined) clients.udp = this.#udpTracker
+    }
     return new TrackerManager(
       { clients, clock: this.#deps.clock },
       {
         tiers,
         infoHash: handle.download.infoHash,
-        peerId: this.peerId,
-        port: this.#port,
+        peerId: anonymous?.peerId ?? this.peerId,
+        port: anonymous?.announcePort ?? this.#port,
         stats: () => {
           const status = handle.download.status()
           const size = status.size
@@ -703,10 +780,15 @@ export class BitTorrentEngine implements DownloadManager, Service {
     else throw new EngineError('INVALID_TORRENT', { infoHash: record.infoHash })
     const infoHash = torrent?.infoHash ?? magnet!.infoHash
     const resume = this.#table.readResume(record.infoHash)
+    // A download with hops > 0 gets only the anonymous transport of its hop count: no TCP, no direct socket.
+    // Bound late, so a download stored while the tunnel community is off loads and refuses to dial.
+    const hops = record.hops
+    const connect: PeerConnector =
+      hops > 0 ? (peer, opts) => this.#anonymous.get(hops).connector(peer, opts) : this.connector
     const deps = {
-      connect: this.connector,
-      peerId: this.peerId,
-      listenPort: this.#port,
+      connect,
+      peerId: hops > 0 ? this.#anonymous.identity(hops).peerId : this.peerId,
+      ...(hops === 0 && { listenPort: this.#port }),
       clock: this.#deps.clock,
       logger: this.#deps.logger('bittorrent:download'),
       seedingPolicy: () => this.#seedingPolicy(),
@@ -850,8 +932,14 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.#onIncoming(socket, { host: normalizeHost(host), port }, 'tcp')
   }
 
-  #onIncoming(stream: Duplex, address: SocketAddress, transport: 'tcp' | 'utp'): void {
-    if (transport === 'utp' && !this.#utpEnabled) {
+  /** An incoming peer: direct (`anonymous` undefined) or through circuits of one hop count. */
+  #onIncoming(
+    stream: Duplex,
+    address: SocketAddress,
+    transport: 'tcp' | 'utp',
+    anonymous?: AnonymousTransport,
+  ): void {
+    if (transport === 'utp' && !this.#utpEnabled && anonymous === undefined) {
       stream.destroy()
       return
     }
@@ -861,31 +949,39 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.#handshaking.add(stream)
     acceptConnection(this.#throttled(stream), {
       policy: 'enabled',
-      lookup: (hash) => this.#lookupEncrypted(hash),
+      lookup: (hash) => this.#lookupEncrypted(hash, anonymous?.hops ?? 0),
     })
       .then(
-        (conn) => this.#onPlaintext(conn.stream, address, transport, conn.encrypted),
+        (conn) => this.#onPlaintext(conn.stream, address, transport, conn.encrypted, anonymous),
         (err: unknown) => this.#log.debug('incoming handshake failed', { err: errorMessage(err) }),
       )
       .finally(() => this.#handshaking.delete(stream))
   }
 
-  #lookupEncrypted(hash: Buffer): Uint8Array | undefined {
+  /** The info hash behind an MSE `req2` hash, among the downloads of `hops` hops only. */
+  #lookupEncrypted(hash: Buffer, hops: number): Uint8Array | undefined {
     for (const handle of this.#downloads.values()) {
-      if (req2Hash(handle.download.infoHash).equals(hash)) return handle.download.infoHash
+      if (handle.record.hops === hops && req2Hash(handle.download.infoHash).equals(hash))
+        return handle.download.infoHash
     }
     return undefined
   }
 
-  #onPlaintext(stream: Duplex, address: SocketAddress, transport: 'tcp' | 'utp', encrypted: boolean): void {
+  #onPlaintext(
+    stream: Duplex,
+    address: SocketAddress,
+    transport: 'tcp' | 'utp',
+    encrypted: boolean,
+    anonymous: AnonymousTransport | undefined,
+  ): void {
     if (!this.#running) {
       stream.destroy()
       return
     }
     const wire = new PeerWire(stream, {
-      peerId: this.peerId,
+      peerId: anonymous?.peerId ?? this.peerId,
       clientName: CLIENT_NAME,
-      listenPort: this.#port,
+      ...(anonymous === undefined && { listenPort: this.#port }),
       remoteAddress: address,
       clock: this.#deps.clock,
       reqq: 500,
@@ -895,7 +991,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
     wire.once('handshake', (hs) => {
       this.#incoming.delete(wire)
       const handle = this.#downloads.get(toHex(hs.infoHash))
-      if (handle === undefined) {
+      // A direct peer never reaches an anonymous download, nor a circuit peer one of another hop count.
+      if (handle === undefined || handle.record.hops !== (anonymous?.hops ?? 0)) {
         wire.destroy()
         return
       }

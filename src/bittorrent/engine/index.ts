@@ -8,11 +8,12 @@
  * session.addService((deps) => new BitTorrentEngine(deps), { readableState: 'Starting libtorrent...' })
  * ```
  */
+
+export { type AnonymousIdentity, AnonymousTransport } from './anonymous.js'
 export {
   BitTorrentEngine,
   type EngineDeps,
   type EngineOptions,
-  PEER_ID_PREFIX,
   torrentFileOf,
 } from './engine.js'
 export { type DownloadRecord, ENGINE_MIGRATIONS } from './persistence.js'
@@ -31,6 +32,7 @@ export {
   type EngineErrorCode,
   type FileStatus,
   isDownloadManager,
+  PEER_ID_PREFIX,
   type PeerStatus,
   type TrackerStatusEntry,
 } from './types.js'

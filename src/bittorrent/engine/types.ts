@@ -14,6 +14,9 @@ export const DOWNLOAD_STATES = [
 ] as const
 export type DownloadState = (typeof DOWNLOAD_STATES)[number]
 
+/** Azureus-style client prefix of our peer ids. */
+export const PEER_ID_PREFIX = '-TS0100-'
+
 /** The name {@link DownloadManager} services register under; the REST layer finds them by it. */
 export const DOWNLOAD_MANAGER_SERVICE = 'bittorrent'
 

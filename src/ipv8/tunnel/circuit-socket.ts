@@ -12,6 +12,16 @@ import type { TunnelCommunity } from './community.js'
 /** The address a circuit socket reports as its own: the real source is the exit's, which we do not choose. */
 const ANONYMOUS_LOCAL: SocketAddress = { host: '0.0.0.0', port: 0 }
 
+/** Options of {@link circuitDatagramSocket}. */
+export interface CircuitSocketOptions {
+  /**
+   * Called when a circuit closes with the destinations that were sent through it: their next datagrams leave
+   * through another circuit, so from another exit address (a uTP peer then sees a new source and the owner
+   * should close those connections and dial again).
+   */
+  readonly onRouteLost?: (destinations: readonly SocketAddress[]) => void
+}
+
 /**
  * A {@link DatagramSocket} whose datagrams leave through `hops`-hop circuits: uTP, the DHT and UDP trackers run
  * over it unchanged, and every destination sees only an exit's address. Each destination sticks to one circuit
@@ -26,8 +36,12 @@ const ANONYMOUS_LOCAL: SocketAddress = { host: '0.0.0.0', port: 0 }
  * socket.send(connectRequest, { host: '198.51.100.7', port: 6969 })
  * ```
  */
-export function circuitDatagramSocket(community: TunnelCommunity, hops: number): DatagramSocket {
-  return new CircuitSocket(community, hops)
+export function circuitDatagramSocket(
+  community: TunnelCommunity,
+  hops: number,
+  options: CircuitSocketOptions = {},
+): DatagramSocket {
+  return new CircuitSocket(community, hops, options)
 }
 
 class CircuitSocket implements DatagramSocket {
@@ -37,13 +51,15 @@ class CircuitSocket implements DatagramSocket {
   readonly #hops: number
   readonly #handlers = new Set<DatagramHandler>()
   readonly #detach = new Map<Circuit, () => void>()
-  readonly #sticky = new Map<string, Circuit>()
+  readonly #sticky = new Map<string, { circuit: Circuit; to: SocketAddress }>()
   readonly #off: (() => void)[]
+  readonly #onRouteLost: CircuitSocketOptions['onRouteLost']
   #closed = false
 
-  constructor(community: TunnelCommunity, hops: number) {
+  constructor(community: TunnelCommunity, hops: number, options: CircuitSocketOptions) {
     this.#community = community
     this.#hops = hops
+    this.#onRouteLost = options.onRouteLost
     if (!community.circuitsNeeded.has(hops)) community.buildTunnels(hops, community.settings.minCircuits)
     for (const circuit of community.findCircuits({ hops })) this.#attach(circuit)
     this.#off = [
@@ -53,7 +69,13 @@ class CircuitSocket implements DatagramSocket {
       community.tunnelEvents.on('circuit-removed', ({ circuit }) => {
         this.#detach.get(circuit)?.()
         this.#detach.delete(circuit)
-        for (const [key, c] of this.#sticky) if (c === circuit) this.#sticky.delete(key)
+        const lost: SocketAddress[] = []
+        for (const [key, route] of this.#sticky) {
+          if (route.circuit !== circuit) continue
+          this.#sticky.delete(key)
+          lost.push(route.to)
+        }
+        if (lost.length > 0 && !this.#closed) this.#onRouteLost?.(lost)
       }),
     ]
   }
@@ -64,7 +86,7 @@ class CircuitSocket implements DatagramSocket {
       return
     }
     const key = formatAddress(to)
-    let circuit = this.#sticky.get(key)
+    let circuit = this.#sticky.get(key)?.circuit
     if (circuit === undefined || circuit.state !== 'ready') {
       const ready = this.#community.findCircuits({ hops: this.#hops })
       circuit = ready[Math.floor(this.#community.random() * ready.length)]
@@ -72,7 +94,7 @@ class CircuitSocket implements DatagramSocket {
         this.stats.sendErrors += 1
         return
       }
-      this.#sticky.set(key, circuit)
+      this.#sticky.set(key, { circuit, to: { host: to.host, port: to.port } })
     }
     try {
       this.#community.sendData(circuit, to, data)

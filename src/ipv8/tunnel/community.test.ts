@@ -158,6 +158,27 @@ describe('TunnelCommunity circuits (in-memory network)', () => {
     await socket.close()
   })
 
+  it('reports the destinations of a closed circuit, then sends them through another', async () => {
+    const s = await setup(5, [3, 4])
+    const client = s.net.node(0).community
+    const lost: SocketAddress[][] = []
+    const socket = circuitDatagramSocket(client, 2, {
+      onRouteLost: (destinations) => lost.push([...destinations]),
+    })
+    const first = await readyCircuit(s, 2)
+    socket.send(ping(1), ECHO)
+    for (let i = 0; i < 50 && s.seen.length < 1; i++) await s.run(100)
+    const used = client.findCircuits({ hops: 2 }).find((c) => c.bytesUp > 0) ?? first
+    client.removeCircuit(used.circuitId, 'test')
+    expect(lost).toEqual([[ECHO]])
+    await readyCircuit(s, 2)
+    socket.send(ping(2), ECHO)
+    for (let i = 0; i < 50 && s.seen.length < 2; i++) await s.run(100)
+    expect(s.seen).toHaveLength(2)
+    expect(lost).toHaveLength(1)
+    await socket.close()
+  })
+
   it('does not build a 1-hop circuit without exits', async () => {
     const s = await setup(3, [])
     expect(s.net.node(0).community.createCircuit(1)).toBeUndefined()

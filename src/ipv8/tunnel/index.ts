@@ -1,5 +1,5 @@
 export { Circuit, type CircuitDataHandler, type Hop, type RelayRoute } from './circuit.js'
-export { circuitDatagramSocket } from './circuit-socket.js'
+export { type CircuitSocketOptions, circuitDatagramSocket } from './circuit-socket.js'
 export {
   MAX_HOPS,
   TunnelCommunity,

@@ -1,0 +1,320 @@
+import * as fsp from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { EngineError } from '../../src/bittorrent/engine/index.js'
+import { UdpTrackerClient } from '../../src/bittorrent/tracker/index.js'
+import { type Circuit, TunnelCommunity } from '../../src/ipv8/index.js'
+import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
+import { formatMagnet } from '../../src/metainfo/index.js'
+import { udpTransport } from '../../src/net/index.js'
+import { startEngine, type TestEngine } from '../support/engine.js'
+import {
+  createTorrent,
+  LibtorrentPeer,
+  libtorrentAvailable,
+  writeRandomFiles,
+} from '../support/libtorrent.js'
+import { startUdpTracker } from '../support/tracker-servers.js'
+
+// Our IPv8 nodes: the downloader's tunnel community on .211, relays .212–.215, exits .216 and .217. The
+// downloader's BitTorrent engine listens on .218 (its direct stack, which anonymous downloads must never use),
+// the libtorrent seeder on .219, the UDP tracker on .220.
+const ipv8Host = (i: number): string => `127.0.0.${211 + i}`
+const NODES = 7
+const EXITS = [5, 6]
+const EXIT_HOSTS = EXITS.map(ipv8Host)
+const ENGINE_HOST = '127.0.0.218'
+const SEEDER_HOST = '127.0.0.219'
+const TRACKER_HOST = '127.0.0.220'
+
+const cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined)
+})
+
+async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/** Tunnel nodes over real UDP, each on its own loopback address; the last two are exits. */
+async function startTunnels(): Promise<OverlayTestNetwork<TunnelCommunity>> {
+  const net = await OverlayTestNetwork.create(
+    NODES,
+    (deps, i, bootstrap) =>
+      new TunnelCommunity(deps, {
+        walkIntervalMs: 100,
+        bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+        tunnel: { exit: EXITS.includes(i), minCircuits: 2, maxCircuits: 4 },
+        exitBindHost: ipv8Host(i),
+      }),
+    { transport: udpTransport, hostOf: ipv8Host },
+  )
+  cleanup.push(() => net.stopAll())
+  await net.startAll()
+  const client = net.node(0).community
+  await until(
+    () => client.getCandidates().length >= NODES - 1 && net.minPeers >= 3,
+    60_000,
+    'tunnel peers to meet',
+  )
+  return net
+}
+
+interface Shared {
+  torrent: Buffer
+  infoHash: string
+  data: Buffer
+  seedDir: string
+  seeder: LibtorrentPeer
+}
+
+/** A libtorrent seeder of one random file, listening on its own address (uTP and TCP). */
+async function startSeeder(tmp: string, size: number): Promise<Shared> {
+  const seedDir = path.join(tmp, 'seed')
+  const files = await writeRandomFiles(seedDir, { 'payload.bin': size })
+  const made = await createTorrent({
+    path: path.join(seedDir, 'payload.bin'),
+    out: path.join(tmp, 'payload.torrent'),
+    pieceLength: 262_144,
+  })
+  const seeder = await LibtorrentPeer.start({ host: SEEDER_HOST })
+  cleanup.push(() => seeder.stop())
+  await seeder.addTorrent({ torrentPath: made.torrentPath, savePath: seedDir })
+  await seeder.waitFor((s) => s.torrents[0]?.isSeeding === true)
+  return {
+    torrent: await fsp.readFile(made.torrentPath),
+    infoHash: made.infoHash,
+    data: files.get('payload.bin')!,
+    seedDir,
+    seeder,
+  }
+}
+
+/** Every address the seeder has seen a peer connect from, sampled until `done`. */
+function watchSeederPeers(seeder: LibtorrentPeer): { hosts: Set<string>; stop: () => Promise<void> } {
+  const hosts = new Set<string>()
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const status = await seeder.status().catch(() => undefined)
+      for (const peer of status?.torrents[0]?.peers ?? []) hosts.add(peer.ip)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  })()
+  return {
+    hosts,
+    stop: async () => {
+      running = false
+      await loop
+    },
+  }
+}
+
+async function engineWithTunnels(tmp: string, net: OverlayTestNetwork<TunnelCommunity>): Promise<TestEngine> {
+  const stateDir = path.join(tmp, 'state')
+  await fsp.mkdir(stateDir, { recursive: true })
+  const node = await startEngine({ stateDir, host: ENGINE_HOST, tunnels: () => net.node(0).community })
+  cleanup.push(() => node.stop())
+  return node
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await fsp.mkdtemp(path.join(tmpdir(), 'anon-lt-'))
+  cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** What every anonymous download must show: no byte left through the direct stack, the seeder saw only exits. */
+function expectOnlyExitsSeen(node: TestEngine, seen: Set<string>): void {
+  expect(seen.size).toBeGreaterThan(0)
+  for (const host of seen) expect(EXIT_HOSTS).toContain(host)
+  expect(seen.has(ENGINE_HOST)).toBe(false)
+  expect(seen.has(ipv8Host(0))).toBe(false)
+  expect(node.engine.directTraffic()).toEqual({ tcpDials: 0, udpPacketsSent: 0 })
+}
+
+describe('an engine without tunnels', () => {
+  it('refuses downloads with hops > 0 with a clear error, and still takes 0 hops', async () => {
+    const tmp = await tempDir()
+    const node = await startEngine({ stateDir: tmp, host: ENGINE_HOST })
+    cleanup.push(() => node.stop())
+    const magnet = `magnet:?xt=urn:btih:${'ab'.repeat(20)}`
+    const err = await node.engine.add({ source: { kind: 'magnet', magnet }, hops: 1 }).catch((e) => e)
+    expect(err).toBeInstanceOf(EngineError)
+    expect(err.code).toBe('ANON_NOT_SUPPORTED')
+    expect(node.engine.list()).toHaveLength(0)
+    const added = await node.engine.add({
+      source: { kind: 'magnet', magnet },
+      destination: tmp,
+      stopped: true,
+    })
+    expect(added.added).toBe(true)
+  })
+})
+
+describe.skipIf(!libtorrentAvailable())(
+  'anonymous downloads from a libtorrent seeder through our circuits',
+  () => {
+    for (const [hops, size] of [
+      [1, 8 * 1024 * 1024],
+      [2, 6 * 1024 * 1024],
+      [3, 4 * 1024 * 1024],
+    ] as const) {
+      it(`downloads ${size / 1024 / 1024} MiB over ${hops}-hop circuits; the seeder sees only exits`, async () => {
+        const tmp = await tempDir()
+        const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, size)])
+        const node = await engineWithTunnels(tmp, net)
+        const seen = watchSeederPeers(shared.seeder)
+        cleanup.push(() => seen.stop())
+        const out = path.join(tmp, 'out')
+        const states: string[] = []
+        node.engine.events.on('state', ({ state }) => states.push(state))
+        // the seeder's address comes in the magnet (x.pe)
+        const magnet = formatMagnet({
+          infoHash: Buffer.from(shared.infoHash, 'hex'),
+          trackers: [],
+          webSeeds: [],
+          peers: [{ host: SEEDER_HOST, port: shared.seeder.port }],
+        })
+        const { infoHash } = await node.engine.add({
+          source: { kind: 'magnet', magnet },
+          destination: out,
+          hops,
+          safeSeeding: true,
+        })
+        // no circuit of this length was wanted before: the download waits for one
+        expect(node.engine.get(infoHash)?.status()).toMatchObject({ hops, state: 'DLSTATUS_CIRCUITS' })
+        await until(
+          () => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING',
+          240_000,
+          `the ${hops}-hop download`,
+        )
+        const got = await fsp.readFile(path.join(out, 'payload.bin'))
+        expect(got.equals(shared.data)).toBe(true)
+        const download = node.engine.download(infoHash)!
+        expect(download.totals.hashFailures).toBe(0)
+        expect(download.connections.tcp).toBe(0)
+        expect(states[0]).toBe('DLSTATUS_CIRCUITS')
+        // circuits of the wanted length carried it
+        expect(net.node(0).community.findCircuits({ hops }).length).toBeGreaterThan(0)
+        await seen.stop()
+        expectOnlyExitsSeen(node, seen.hosts)
+        const status = node.engine.get(infoHash)!.status()
+        expect(status.trackers.find((t) => t.url === '[DHT]')?.status).toBe('Disabled')
+        expect(status.trackers.find((t) => t.url === '[LSD]')?.status).toBe('Disabled')
+      })
+    }
+
+    it('finishes with correct data when a relay of its circuit stops mid-download', async () => {
+      const tmp = await tempDir()
+      const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, 24 * 1024 * 1024)])
+      // slow enough that the relay stops while data still flows
+      await shared.seeder.stop()
+      const seeder = await LibtorrentPeer.start({ host: SEEDER_HOST, uploadRate: 1024 * 1024 })
+      cleanup.push(() => seeder.stop())
+      await seeder.addTorrent({ torrentPath: path.join(tmp, 'payload.torrent'), savePath: shared.seedDir })
+      await seeder.waitFor((s) => s.torrents[0]?.isSeeding === true)
+      const node = await engineWithTunnels(tmp, net)
+      const seen = watchSeederPeers(seeder)
+      cleanup.push(() => seen.stop())
+      const out = path.join(tmp, 'out')
+      const { infoHash } = await node.engine.add({
+        source: { kind: 'torrent', torrent: shared.torrent },
+        destination: out,
+        hops: 2,
+        safeSeeding: true,
+      })
+      node.engine.addPeers(infoHash, [{ host: SEEDER_HOST, port: seeder.port }])
+      const progress = (): number => node.engine.get(infoHash)?.status().progress ?? 0
+      await until(() => progress() > 0.15, 180_000, 'the download to get going')
+      expect(progress()).toBeLessThan(1)
+      // Stop every relay (not exit) of our 2-hop circuits: the circuit carrying the download dies for sure.
+      const client = net.node(0).community
+      const before = client.findCircuits({ hops: 2 })
+      const used = new Set(before.flatMap((c) => c.hops.map((h) => h.publicKey.midHex)))
+      const relays = net.nodes.filter(
+        (n) => n.index !== 0 && !EXITS.includes(n.index) && used.has(n.key.publicKey.midHex),
+      )
+      expect(relays.length).toBeGreaterThan(0)
+      expect(relays.length).toBeLessThanOrEqual(2)
+      const stopped = new Set(relays.map((n) => n.key.publicKey.midHex))
+      for (const c of before) expect(c.hops.some((h) => stopped.has(h.publicKey.midHex))).toBe(true)
+      for (const relay of relays) await relay.community.stop()
+      const isNew = (c: Circuit): boolean =>
+        !before.includes(c) && !c.hops.some((h) => stopped.has(h.publicKey.midHex))
+      await until(() => client.findCircuits({ hops: 2 }).some(isNew), 120_000, 'a new circuit')
+      await until(
+        () => !client.findCircuits({ hops: 2 }).some((c) => before.includes(c)),
+        60_000,
+        'old circuits gone',
+      )
+      await until(
+        () => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING',
+        240_000,
+        'the download',
+      )
+      const got = await fsp.readFile(path.join(out, 'payload.bin'))
+      expect(got.equals(shared.data)).toBe(true)
+      expect(node.engine.download(infoHash)!.totals.hashFailures).toBe(0)
+      await seen.stop()
+      expectOnlyExitsSeen(node, seen.hosts)
+    })
+
+    it('finds the seeder through a UDP tracker reached over a 1-hop circuit', async () => {
+      const tmp = await tempDir()
+      const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, 4 * 1024 * 1024)])
+      const tracker = await startUdpTracker(TRACKER_HOST, '::1')
+      cleanup.push(() => tracker.stop())
+      // the seeder's address goes into the tracker by an announce from the seeder's own host
+      const socket = await udpTransport.bind({ host: SEEDER_HOST, port: 0 })
+      cleanup.push(() => socket.close())
+      const announcer = new UdpTrackerClient({ socket })
+      cleanup.push(async () => announcer.close())
+      const url = `udp://${TRACKER_HOST}:${tracker.port}/announce`
+      await announcer.announce(url, {
+        infoHash: Buffer.from(shared.infoHash, 'hex'),
+        peerId: Buffer.from('-LT0000-seederseeder'),
+        port: shared.seeder.port,
+        uploaded: 0,
+        downloaded: 0,
+        left: 0,
+        event: 'started',
+      })
+      const node = await engineWithTunnels(tmp, net)
+      const seen = watchSeederPeers(shared.seeder)
+      cleanup.push(() => seen.stop())
+      const out = path.join(tmp, 'out')
+      const magnet = formatMagnet({
+        infoHash: Buffer.from(shared.infoHash, 'hex'),
+        trackers: [url],
+        webSeeds: [],
+        peers: [],
+      })
+      const { infoHash } = await node.engine.add({
+        source: { kind: 'magnet', magnet },
+        destination: out,
+        hops: 1,
+        safeSeeding: true,
+      })
+      await until(
+        () => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING',
+        240_000,
+        'the download',
+      )
+      const got = await fsp.readFile(path.join(out, 'payload.bin'))
+      expect(got.equals(shared.data)).toBe(true)
+      const entry = node.engine
+        .get(infoHash)!
+        .status()
+        .trackers.find((t) => t.url === url)
+      expect(entry?.status).toBe('Working')
+      await seen.stop()
+      expectOnlyExitsSeen(node, seen.hosts)
+    })
+  },
+)
