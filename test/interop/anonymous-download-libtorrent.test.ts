@@ -2,12 +2,15 @@ import * as fsp from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { EngineError } from '../../src/bittorrent/engine/index.js'
+import { buildApiServer } from '../../src/api/index.js'
+import { BitTorrentEngine, EngineError } from '../../src/bittorrent/engine/index.js'
 import { UdpTrackerClient } from '../../src/bittorrent/tracker/index.js'
+import { configureLogging } from '../../src/common/index.js'
 import { type Circuit, TunnelCommunity } from '../../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
 import { formatMagnet } from '../../src/metainfo/index.js'
 import { udpTransport } from '../../src/net/index.js'
+import { Session } from '../../src/session/index.js'
 import { startEngine, type TestEngine } from '../support/engine.js'
 import {
   createTorrent,
@@ -27,6 +30,8 @@ const EXIT_HOSTS = EXITS.map(ipv8Host)
 const ENGINE_HOST = '127.0.0.218'
 const SEEDER_HOST = '127.0.0.219'
 const TRACKER_HOST = '127.0.0.220'
+
+configureLogging({ level: 'silent' })
 
 const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -315,6 +320,70 @@ describe.skipIf(!libtorrentAvailable())(
       expect(entry?.status).toBe('Working')
       await seen.stop()
       expectOnlyExitsSeen(node, seen.hosts)
+    })
+
+    it('downloads over REST with anon_hops=1, then PATCH anon_hops=2 re-adds it and it seeds through 2 hops', async () => {
+      const tmp = await tempDir()
+      const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, 4 * 1024 * 1024)])
+      const session = new Session({ stateDir: path.join(tmp, 'core'), publicNetwork: false })
+      cleanup.push(() => session.stop())
+      session.updateSettings({
+        libtorrent: { dht: false },
+        download_defaults: { saveas: path.join(tmp, 'out') },
+      })
+      session.addService(
+        (deps) =>
+          new BitTorrentEngine(deps, {
+            listenHost: ENGINE_HOST,
+            port: 0,
+            tunnels: () => net.node(0).community,
+          }),
+      )
+      const { app } = await buildApiServer(session)
+      await session.start()
+      const seen = watchSeederPeers(shared.seeder)
+      cleanup.push(() => seen.stop())
+      const magnet = formatMagnet({
+        infoHash: Buffer.from(shared.infoHash, 'hex'),
+        trackers: [],
+        webSeeds: [],
+        peers: [{ host: SEEDER_HOST, port: shared.seeder.port }],
+      })
+      const put = await app.inject({
+        method: 'PUT',
+        url: '/downloads',
+        payload: new URLSearchParams({ uri: magnet, anon_hops: '1', safe_seeding: '1' }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      })
+      expect(put.json()).toEqual({ started: true, infohash: shared.infoHash })
+      const listed = async (): Promise<{ status: string; hops: number; progress: number }> =>
+        (await app.inject({ method: 'GET', url: '/downloads' })).json().downloads[0]
+      let last = await listed()
+      const deadline = Date.now() + 240_000
+      while (last.status !== 'DLSTATUS_SEEDING' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        last = await listed()
+      }
+      expect(last).toMatchObject({ status: 'DLSTATUS_SEEDING', hops: 1, progress: 1 })
+      expect((await fsp.readFile(path.join(tmp, 'out', 'payload.bin'))).equals(shared.data)).toBe(true)
+
+      const patch = await app.inject({
+        method: 'PATCH',
+        url: `/downloads/${shared.infoHash}`,
+        payload: 'anon_hops=2',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      })
+      expect(patch.json()).toEqual({ modified: true, infohash: shared.infoHash })
+      const until2 = Date.now() + 120_000
+      do {
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        last = await listed()
+      } while (!(last.hops === 2 && last.status === 'DLSTATUS_SEEDING') && Date.now() < until2)
+      expect(last).toMatchObject({ status: 'DLSTATUS_SEEDING', hops: 2, progress: 1 })
+      await seen.stop()
+      expect(seen.hosts.size).toBeGreaterThan(0)
+      for (const host of seen.hosts) expect(EXIT_HOSTS).toContain(host)
+      expect(seen.hosts.has(ENGINE_HOST)).toBe(false)
     })
   },
 )
