@@ -115,6 +115,8 @@ export interface LibtorrentPeerOptions {
   encryptionLevel?: 'both' | 'rc4' | 'plaintext'
   /** Choose plaintext over RC4 when both are possible (`prefer_rc4` off). Default false. */
   preferPlaintext?: boolean
+  /** A SOCKS5 proxy for peer and tracker traffic (uTP goes through its UDP ASSOCIATE). */
+  socks5?: { host: string; port: number; username?: string; password?: string }
 }
 
 let pythonCache: string | null | undefined
@@ -257,6 +259,11 @@ export class LibtorrentPeer {
     args.push('--encryption', opts.encryption ?? 'enabled')
     args.push('--enc-level', opts.encryptionLevel ?? 'both')
     if (opts.preferPlaintext === true) args.push('--prefer-plaintext')
+    if (opts.socks5 !== undefined) {
+      args.push('--socks5', `${opts.socks5.host}:${opts.socks5.port}`)
+      if (opts.socks5.username !== undefined)
+        args.push('--socks5-auth', `${opts.socks5.username}:${opts.socks5.password ?? ''}`)
+    }
     const child = spawn(requirePython(), args, { stdio: ['pipe', 'pipe', 'pipe'] })
     let stderr = ''
     child.stderr.setEncoding('utf8')

@@ -8,9 +8,10 @@ Two modes:
       it (info hash, files with offsets and pad flags, piece hashes, the info dictionary in hex).
 
   libtorrent_peer.py run --listen 127.0.0.X:PORT [--no-tcp] [--no-utp] [--upload-rate B/S] [--encryption enabled|disabled|forced]
-                         [--enc-level both|rc4|plaintext] [--prefer-plaintext]
+                         [--enc-level both|rc4|plaintext] [--prefer-plaintext] [--socks5 HOST:PORT [--socks5-auth U:P]]
       Starts a session on loopback only (--encryption sets in_enc_policy and out_enc_policy, --enc-level
-      allowed_enc_level: the payload methods allowed after an encrypted handshake): DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
+      allowed_enc_level: the payload methods allowed after an encrypted handshake; --socks5 sends peer and tracker
+      traffic through a SOCKS5 proxy): DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
       allowed. Prints {"event":"ready","port":N} once listening, then reads one command per line:
         {"id":1,"cmd":"add_torrent","torrent":F,"save_path":D,"seed":true|false,"seed_mode":false}
         {"id":2,"cmd":"add_peer","ip":"127.0.0.2","port":6881}
@@ -129,6 +130,25 @@ class Runner:
             "upload_rate_limit": args.upload_rate,
             "alert_mask": lt.alert_category.error | lt.alert_category.status | lt.alert_category.peer | lt.alert_category.connect,
         }
+        if args.socks5:
+            # Behind a proxy libtorrent binds 0.0.0.0 without incoming connections, and a peer whose local address
+            # is not one of outgoing_interfaces is dropped ("no such device"): leave them unset.
+            del settings["outgoing_interfaces"]
+            proxy_host, proxy_port = args.socks5.rsplit(":", 1)
+            user, _, password = (args.socks5_auth or "").partition(":")
+            settings.update(
+                {
+                    "proxy_type": lt.proxy_type_t.socks5_pw if args.socks5_auth else lt.proxy_type_t.socks5,
+                    "proxy_hostname": proxy_host,
+                    "proxy_port": int(proxy_port),
+                    "proxy_username": user,
+                    "proxy_password": password,
+                    "proxy_peer_connections": True,
+                    "proxy_tracker_connections": True,
+                    "proxy_hostnames": True,
+                }
+            )
+        self.proxied = bool(args.socks5)
         self.session = lt.session(settings)
         if args.upload_rate:
             # Loopback peers are in libtorrent's unlimited local peer class; put everyone in the global class so
@@ -146,6 +166,9 @@ class Runner:
                 if isinstance(a, lt.listen_failed_alert):
                     emit({"event": "error", "message": a.message()})
                     sys.exit(2)
+                # Behind a proxy libtorrent opens a "no-incoming" socket and listen_port() stays 0.
+                if self.proxied and isinstance(a, lt.listen_succeeded_alert):
+                    return a.port
             port = self.session.listen_port()
             if port:
                 return port
@@ -291,6 +314,8 @@ def main():
     r.add_argument("--encryption", choices=["enabled", "disabled", "forced"], default="enabled")
     r.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both")
     r.add_argument("--prefer-plaintext", action="store_true")
+    r.add_argument("--socks5", help="HOST:PORT of a SOCKS5 proxy for peer (uTP through UDP ASSOCIATE) and tracker traffic")
+    r.add_argument("--socks5-auth", help="USER:PASSWORD for the SOCKS5 proxy")
     args = parser.parse_args()
     if args.mode == "create":
         cmd_create(args)
