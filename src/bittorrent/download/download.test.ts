@@ -7,7 +7,7 @@ import { ManualClock } from '../../common/index.js'
 import type { DownloadState } from '../engine/types.js'
 import type { PeerWire } from '../peer-wire/index.js'
 import { decideUnchokes } from './choker.js'
-import type { Download } from './download.js'
+import { type Download, MAX_PEER_CANDIDATES } from './download.js'
 import { MemorySwarm, makeTorrent, sameBytes, type TestTorrent, until } from './swarm.test-support.js'
 
 const SEED = { host: '10.0.0.1', port: 6881 }
@@ -283,6 +283,27 @@ describe('Download over in-memory connections', () => {
       'a peer learnt through ut_pex',
     )
     expect(a.knownPeers().some((p) => p.host === LEECH2.host && p.source === 'pex')).toBe(true)
+  })
+
+  it('remembers at most MAX_PEER_CANDIDATES addresses however many peers name, and a manual one still gets in', async () => {
+    const t = await fixture({ 'a.bin': 200_000 })
+    const s = swarm()
+    const leech = s.add(LEECH, {
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: path.join(t.root, 'leech'),
+    })
+    await leech.start()
+    // As a hostile peer's ut_pex messages would: far more addresses than the list holds, none of them answers.
+    const flood = Array.from({ length: MAX_PEER_CANDIDATES + 500 }, (_, i) => ({
+      host: `10.1.${i >> 8}.${i & 0xff}`,
+      port: 6881,
+    }))
+    leech.addPeers(flood, 'pex')
+    expect(leech.knownPeers()).toHaveLength(MAX_PEER_CANDIDATES)
+    leech.addPeers([SEED], 'manual')
+    expect(leech.knownPeers()).toHaveLength(MAX_PEER_CANDIDATES)
+    expect(leech.knownPeers().some((p) => p.host === SEED.host && p.source === 'manual')).toBe(true)
   })
 
   it('resumes from resume data without hashing again and without downloading verified pieces', async () => {

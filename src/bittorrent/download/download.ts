@@ -38,6 +38,11 @@ const DEFAULT_MAX_CONNECTIONS = 50
 const DEFAULT_UPLOAD_SLOTS = 4
 const MAX_RECONNECT_MS = 10 * 60_000
 const MAX_DIAL_FAILURES = 8
+/**
+ * Peer addresses a download remembers at most (libtorrent's max_peerlist_size): ut_pex, trackers and the DHT
+ * are told by others, so without a bound one peer could grow the list, and each tick's walk over it, forever.
+ */
+export const MAX_PEER_CANDIDATES = 3000
 /** Verified pieces waiting for the disk before requests pause: bounds memory when the disk is slower than the swarm. */
 const DEFAULT_MAX_PENDING_WRITE_BYTES = 24 * 1024 * 1024
 /** Reads of the peer's requests in flight per peer. */
@@ -346,6 +351,7 @@ export class Download {
         }
         continue
       }
+      if (this.#candidates.size >= MAX_PEER_CANDIDATES && !this.#evictCandidate(source === 'manual')) continue
       this.#candidates.set(key, {
         address: { host: address.host, port: address.port },
         key,
@@ -357,6 +363,25 @@ export class Download {
       })
     }
     this.#connectMore()
+  }
+
+  /**
+   * Makes room in a full candidate list: forgets one address we are not connected to that has failed to answer
+   * (any idle one when `anyIdle`). Returns false when there is nothing to forget.
+   */
+  #evictCandidate(anyIdle: boolean): boolean {
+    let idle: string | undefined
+    for (const [key, c] of this.#candidates) {
+      if (c.connected || c.connecting) continue
+      if (c.failures > 0) {
+        this.#candidates.delete(key)
+        return true
+      }
+      idle ??= key
+    }
+    if (!anyIdle || idle === undefined) return false
+    this.#candidates.delete(idle)
+    return true
   }
 
   /** The options an incoming {@link PeerWire} for this torrent is built with by the listener. */
@@ -815,6 +840,7 @@ export class Download {
     const address = { host: peer.address.host, port }
     const key = formatAddress(address)
     if (this.#candidates.has(key)) return
+    if (this.#candidates.size >= MAX_PEER_CANDIDATES && !this.#evictCandidate(true)) return
     this.#candidates.set(key, {
       address,
       key,
