@@ -1,10 +1,16 @@
 import { existsSync } from 'node:fs'
 import * as fsp from 'node:fs/promises'
+import * as net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { makeTorrent, sameBytes, until } from '../../src/bittorrent/download/swarm.test-support.js'
-import { type DownloadState, EngineError, torrentFileOf } from '../../src/bittorrent/engine/index.js'
+import {
+  type DownloadState,
+  EngineError,
+  MAX_PENDING_INCOMING,
+  torrentFileOf,
+} from '../../src/bittorrent/engine/index.js'
 import { formatMagnet } from '../../src/metainfo/index.js'
 import { startEngine, type TestEngine } from '../support/engine.js'
 
@@ -170,6 +176,42 @@ describe('BitTorrentEngine over loopback sockets', () => {
     await until(() => stateOf(leecher, infoHash) === 'DLSTATUS_SEEDING', 40_000, 'limited download')
     expect(await sameBytes(t, dir)).toBe(true)
     expect(seeder.engine.rateLimits().upload).toBe(1_000_000)
+  })
+
+  it('closes incoming connections beyond MAX_PENDING_INCOMING that name no torrent, and serves peers once they go', async () => {
+    const t = await makeTorrent({ 'a.bin': 200_000 }, { pieceLength: 32_768 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.67')
+    const torrentFile = torrentFileOf(t.torrent, [])
+    const added = await seeder.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: t.seedDir,
+    })
+    await until(() => stateOf(seeder, added.infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+
+    // Silent connections, as someone holding sockets open would make: the ones over the bound are closed at once.
+    const extra = 20
+    let closedByEngine = 0
+    const silent: net.Socket[] = []
+    for (let i = 0; i < MAX_PENDING_INCOMING + extra; i++) {
+      const socket = net.connect({ host: '127.0.0.67', port: seeder.engine.port })
+      socket.on('error', () => undefined)
+      socket.on('close', () => closedByEngine++)
+      silent.push(socket)
+    }
+    cleanup.push(async () => {
+      for (const socket of silent) socket.destroy()
+    })
+    await until(() => closedByEngine >= extra, 15_000, 'the connections over the bound closed')
+    for (const socket of silent) socket.destroy()
+
+    const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.68', { tcp: true })
+    const dir = path.join(base, 'out')
+    await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir })
+    leecher.engine.addPeers(added.infoHash, [{ host: '127.0.0.67', port: seeder.engine.port }])
+    await until(() => stateOf(leecher, added.infoHash) === 'DLSTATUS_SEEDING', 40_000, 'download')
+    expect(await sameBytes(t, dir)).toBe(true)
   })
 
   it('refuses anonymous downloads, bad torrents and bad magnets with coded errors', async () => {

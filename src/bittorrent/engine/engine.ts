@@ -61,6 +61,12 @@ import {
 const DHT_REANNOUNCE_MS = 15 * 60_000
 const DHT_FIRST_LOOKUP_DELAY_MS = 1000
 const DHT_RETRY_MS = 5000
+/**
+ * Incoming connections that have not yet named a torrent of ours, at most. Each may wait out the 20 s handshake
+ * timeout, so without a bound anyone who can reach the port could hold open sockets until the process runs out of
+ * file descriptors; further ones are closed at once until some finish.
+ */
+export const MAX_PENDING_INCOMING = 100
 
 /** What the engine takes from the session (a subset of its `ServiceDeps`). */
 export interface EngineDeps {
@@ -943,6 +949,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
       stream.destroy()
       return
     }
+    if (this.#handshaking.size + this.#incoming.size >= MAX_PENDING_INCOMING) {
+      stream.destroy()
+      return
+    }
     // Plain BitTorrent or message stream encryption (BEP 8's MSE), whichever the peer starts with, as libtorrent's
     // `enabled` policy accepts both.
     stream.on('error', () => undefined)
@@ -955,6 +965,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
         (conn) => this.#onPlaintext(conn.stream, address, transport, conn.encrypted, anonymous),
         (err: unknown) => this.#log.debug('incoming handshake failed', { err: errorMessage(err) }),
       )
+      .catch((err: unknown) => {
+        stream.destroy()
+        this.#log.warn('incoming connection failed', { err: errorMessage(err) })
+      })
       .finally(() => this.#handshaking.delete(stream))
   }
 

@@ -14,6 +14,7 @@ export {
   BitTorrentEngine,
   type EngineDeps,
   type EngineOptions,
+  MAX_PENDING_INCOMING,
   torrentFileOf,
 } from './engine.js'
 export { type DownloadRecord, ENGINE_MIGRATIONS } from './persistence.js'
