@@ -14,7 +14,7 @@ import {
   type Service,
 } from '../common/index.js'
 import { TorrentService } from '../content/torrents/index.js'
-import { circuitDatagramSocket, Ipv8Service } from '../ipv8/index.js'
+import { Ipv8Service } from '../ipv8/index.js'
 import {
   fileLogSink,
   publicNetworkFromEnv,
@@ -25,7 +25,7 @@ import {
   statePaths,
   triblerVersion,
 } from '../session/index.js'
-import { Socks5Service } from '../socks5/index.js'
+import { circuitUpstream, Socks5Service } from '../socks5/index.js'
 import { WatchFolder } from '../watch-folder/index.js'
 import { isClientCommand, runClientCommand } from './commands.js'
 
@@ -68,11 +68,10 @@ export const CORE_SERVICES: CoreService[] = [
   {
     factory: (deps, session) =>
       new Socks5Service(deps, {
-        upstream: (hops) => {
+        upstream: circuitUpstream(() => {
           const ipv8 = session.service('ipv8')
-          const tunnels = ipv8 instanceof Ipv8Service ? ipv8.tunnels : undefined
-          return tunnels?.running === true ? () => circuitDatagramSocket(tunnels, hops) : undefined
-        },
+          return ipv8 instanceof Ipv8Service ? ipv8.tunnels : undefined
+        }),
       }),
     options: { readableState: 'Starting anonymous proxies...' },
   },

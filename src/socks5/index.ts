@@ -14,6 +14,7 @@ export {
 export { type ControlStep, Socks5Control } from './control.js'
 export { Socks5Server } from './server.js'
 export {
+  circuitUpstream,
   parseCredentials,
   SOCKS5_PORT_KEY,
   type Socks5Config,

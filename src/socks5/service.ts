@@ -1,4 +1,5 @@
 import { logger, type Service } from '../common/index.js'
+import { circuitDatagramSocket, type TunnelCommunity } from '../ipv8/index.js'
 import type { DatagramSocket, DatagramTransport } from '../net/index.js'
 import { Socks5Server } from './server.js'
 import type { AssociationInfo, Socks5Credentials, Socks5Stats } from './types.js'
@@ -117,6 +118,24 @@ export class Socks5Service implements Service {
     const servers = [...this.#servers.values()].reverse()
     this.#servers.clear()
     for (const server of servers) await server.stop()
+  }
+}
+
+/**
+ * The production upstream: the `hops`-hop circuits of the tunnel community `tunnels()` returns, or none while it
+ * is not running.
+ *
+ * @example
+ * ```ts
+ * new Socks5Service(deps, { upstream: circuitUpstream(() => ipv8.tunnels) })
+ * ```
+ */
+export function circuitUpstream(
+  tunnels: () => TunnelCommunity | undefined,
+): (hops: number) => (() => DatagramSocket) | undefined {
+  return (hops) => {
+    const community = tunnels()
+    return community?.running === true ? () => circuitDatagramSocket(community, hops) : undefined
   }
 }
 

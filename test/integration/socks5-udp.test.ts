@@ -1,11 +1,23 @@
+import { mkdtempSync } from 'node:fs'
 import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
+import { buildApiServer } from '../../src/api/index.js'
+import { configureLogging } from '../../src/common/index.js'
 import { TriblerConfig } from '../../src/config/index.js'
-import { circuitDatagramSocket, TunnelCommunity } from '../../src/ipv8/index.js'
+import {
+  circuitDatagramSocket,
+  Ipv8Service,
+  PEER_FLAG_EXIT_BT,
+  TunnelCommunity,
+} from '../../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
 import { type DatagramSocket, type SocketAddress, udpTransport } from '../../src/net/index.js'
+import { Session } from '../../src/session/index.js'
 import {
   Command,
+  circuitUpstream,
   encodeRequest,
   encodeUdpDatagram,
   Reply,
@@ -14,6 +26,8 @@ import {
   Socks5Service,
 } from '../../src/socks5/index.js'
 import { type Socks5UdpClient, socks5Associate } from '../support/socks5-client.js'
+
+configureLogging({ level: 'silent' })
 
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
@@ -264,5 +278,50 @@ describe('SOCKS5 proxy over tunnel circuits', () => {
     expect(echo.seen.length).toBeGreaterThan(0)
     for (const seen of echo.seen) expect(exits.has(seen.host)).toBe(true)
     expect(echo.seen.some((a) => a.host === '127.0.0.1' || a.host === host(0))).toBe(false)
+  })
+})
+
+describe('SOCKS5 proxies in a core session', () => {
+  it("serve each hop count on ports shown in GET /settings and relay through the session's circuits", async () => {
+    const session = (host: string, bootstrap = ''): Session => {
+      const s = new Session({
+        stateDir: mkdtempSync(join(tmpdir(), 'tribler-socks5-')),
+        publicNetwork: false,
+        databasePath: ':memory:',
+      })
+      s.config.override('ipv8', 'address', host)
+      s.config.override('ipv8', 'bootstrap_override', bootstrap)
+      s.config.override('dispersy', 'port', 0)
+      cleanups.push(() => s.stop())
+      return s
+    }
+    const exitSession = session('127.0.0.96')
+    exitSession.config.override('tunnel_community', 'exitnode_enabled', true)
+    const exit = exitSession.addService((deps) => new Ipv8Service(deps, { transport: udpTransport }))
+    await exitSession.start()
+    const client = session('127.0.0.97', `127.0.0.96:${exit.address?.port ?? 0}`)
+    const ipv8 = client.addService((deps) => new Ipv8Service(deps, { transport: udpTransport }))
+    const socks = client.addService(
+      (deps) => new Socks5Service(deps, { upstream: circuitUpstream(() => ipv8.tunnels) }),
+    )
+    await client.start()
+    const tunnels = ipv8.tunnels
+    if (tunnels === undefined) throw new Error('no tunnel community')
+
+    const { app } = await buildApiServer(client)
+    const { ports } = (await app.inject({ method: 'GET', url: '/settings' })).json()
+    await app.close()
+    expect(socks.proxies()).toHaveLength(3)
+    for (const proxy of socks.proxies()) expect(ports[`${SOCKS5_PORT_KEY}${proxy.hops - 1}`]).toBe(proxy.port)
+
+    await vi.waitFor(() => expect(tunnels.getCandidates(PEER_FLAG_EXIT_BT).length).toBeGreaterThan(0), {
+      timeout: 20_000,
+      interval: 100,
+    })
+    const echo = await echoServer('127.0.0.98')
+    const proxyClient = await associate(socks.server(1) as Socks5Server)
+    await tunnels.circuit(1, { timeoutMs: 20_000 })
+    await exchange(proxyClient, echo.socket.local, 5, Buffer.alloc(4))
+    expect(new Set(echo.seen.map((a) => a.host))).toEqual(new Set(['127.0.0.96']))
   })
 })
