@@ -30,6 +30,7 @@ const EXIT_HOSTS = EXITS.map(ipv8Host)
 const ENGINE_HOST = '127.0.0.218'
 const SEEDER_HOST = '127.0.0.219'
 const TRACKER_HOST = '127.0.0.220'
+const DHT_SEEDER_HOST = '127.0.0.221'
 
 configureLogging({ level: 'silent' })
 
@@ -384,6 +385,70 @@ describe.skipIf(!libtorrentAvailable())(
       expect(seen.hosts.size).toBeGreaterThan(0)
       for (const host of seen.hosts) expect(EXIT_HOSTS).toContain(host)
       expect(seen.hosts.has(ENGINE_HOST)).toBe(false)
+    })
+
+    it('finds the seeder through the DHT, every DHT message and the peer connection going through 1-hop circuits', async () => {
+      const tmp = await tempDir()
+      const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, 4 * 1024 * 1024)])
+      // Our engine seeds the same data directly and is the DHT node the downloader bootstraps from.
+      const seederState = path.join(tmp, 'dht-seeder')
+      await fsp.mkdir(seederState, { recursive: true })
+      const seeder = await startEngine({
+        stateDir: seederState,
+        host: DHT_SEEDER_HOST,
+        settings: { libtorrent: { dht: true } },
+      })
+      cleanup.push(() => seeder.stop())
+      const { infoHash } = await seeder.engine.add({
+        source: { kind: 'torrent', torrent: shared.torrent },
+        destination: shared.seedDir,
+      })
+      await until(
+        () => seeder.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING',
+        60_000,
+        'seeder check',
+      )
+      const stateDir = path.join(tmp, 'state')
+      await fsp.mkdir(stateDir, { recursive: true })
+      const node = await startEngine({
+        stateDir,
+        host: ENGINE_HOST,
+        settings: { libtorrent: { dht: true } },
+        dhtBootstrap: [{ host: DHT_SEEDER_HOST, port: seeder.engine.port }],
+        tunnels: () => net.node(0).community,
+      })
+      cleanup.push(() => node.stop())
+      const out = path.join(tmp, 'out')
+      const remotes = new Set<string>()
+      const sample = setInterval(() => {
+        for (const peer of seeder.engine.get(infoHash)?.peers() ?? []) remotes.add(peer.ip)
+      }, 100)
+      cleanup.push(async () => clearInterval(sample))
+      // no tracker, no peer given: only the DHT can tell it where the seeder is
+      await node.engine.add({
+        source: { kind: 'torrent', torrent: shared.torrent },
+        destination: out,
+        hops: 1,
+      })
+      await until(
+        () => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING',
+        240_000,
+        'the download',
+      )
+      clearInterval(sample)
+      expect((await fsp.readFile(path.join(out, 'payload.bin'))).equals(shared.data)).toBe(true)
+      const dht = node.engine
+        .get(infoHash)!
+        .status()
+        .trackers.find((t) => t.url === '[DHT]')
+      expect(dht).toMatchObject({ status: 'Working' })
+      expect(dht!.peers).toBeGreaterThan(0)
+      expect(remotes.size).toBeGreaterThan(0)
+      for (const host of remotes) expect(EXIT_HOSTS).toContain(host)
+      // The direct DHT node bootstraps from the same node (it knows nothing of this torrent), but no peer
+      // connection left directly.
+      expect(node.engine.directTraffic().tcpDials).toBe(0)
+      expect(node.engine.download(infoHash)!.connections.tcp).toBe(0)
     })
   },
 )

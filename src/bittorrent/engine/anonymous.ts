@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { Clock, Logger } from '../../common/index.js'
 import { circuitDatagramSocket, maxCircuitPayload, type TunnelCommunity } from '../../ipv8/index.js'
 import { type DatagramSocket, formatAddress, type SocketAddress } from '../../net/index.js'
+import { DhtNode } from '../dht/index.js'
 import type { PeerConnection, PeerConnector } from '../download/index.js'
 import { TrackerError, UdpTrackerClient } from '../tracker/index.js'
 import { UtpSocket } from '../utp/index.js'
@@ -17,14 +18,22 @@ export interface AnonymousDeps {
   readonly logger: Logger
   /** Wraps every peer stream (the session's rate limits). */
   readonly wrap: (stream: Duplex) => Duplex
+  /** The DHT settings for the anonymous DHT nodes, or undefined when the DHT is off (`libtorrent.dht`). */
+  readonly dht: () => AnonymousDhtOptions | undefined
   /** An incoming uTP connection that reached us through a circuit of `hops` hops. */
   readonly onIncoming: (stream: Duplex, address: SocketAddress, transport: AnonymousTransport) => void
+}
+
+/** How anonymous DHT nodes find the DHT: its routers (default: the public ones on the public network). */
+export interface AnonymousDhtOptions {
+  readonly publicNetwork: boolean
+  readonly bootstrap?: ReadonlyArray<string | SocketAddress>
 }
 
 /**
  * The network of the anonymous downloads of one hop count, as libtorrent's second session behind Tribler's
  * SOCKS5 proxy is: one datagram socket whose datagrams leave through circuits of `hops` hops, carrying uTP peers
- * and UDP trackers. It has no TCP, no HTTP trackers, no LSD and no direct socket at all, so nothing it does can
+ * UDP trackers and a DHT node of its own. It has no TCP, no HTTP trackers, no LSD and no direct socket at all, so nothing it does can
  * reach the swarm except through an exit. Its peer id and announced port are its own, unrelated to the direct
  * ones, so peers cannot link the two.
  */
@@ -37,6 +46,9 @@ export class AnonymousTransport {
   readonly socket: DatagramSocket
   readonly utp: UtpSocket
   readonly udpTracker: UdpTrackerClient
+  /** A DHT node of its own whose every message goes through the circuits, when the DHT is on. */
+  readonly dht: DhtNode | undefined
+  #dhtStarted: Promise<void> | undefined
   readonly #community: TunnelCommunity
   readonly #deps: AnonymousDeps
   readonly #offIncoming: () => void
@@ -58,7 +70,21 @@ export class AnonymousTransport {
       { receive: 'external' },
     )
     const tracker = this.udpTracker
+    const dhtOptions = deps.dht()
+    this.dht =
+      dhtOptions === undefined
+        ? undefined
+        : new DhtNode(
+            { socket: this.socket, clock: deps.clock },
+            {
+              receive: 'external',
+              publicNetwork: dhtOptions.publicNetwork,
+              ...(dhtOptions.bootstrap !== undefined && { bootstrap: dhtOptions.bootstrap }),
+            },
+          )
+    const dht = this.dht
     this.utp.onFallback((data, from) => {
+      if (dht?.handleDatagram(data, from) === true) return
       tracker.handleDatagram(data, from)
     })
     this.utp.listen()
@@ -100,8 +126,28 @@ export class AnonymousTransport {
     return { stream: this.#deps.wrap(conn), transport: 'utp' } satisfies PeerConnection
   }
 
+  /**
+   * The DHT node, started and bootstrapped through a ready circuit on first use (again after a failed
+   * bootstrap); undefined when the DHT is off.
+   */
+  async startedDht(): Promise<DhtNode | undefined> {
+    const dht = this.dht
+    if (dht === undefined) return undefined
+    this.#dhtStarted ??= (async () => {
+      await dht.start()
+      await dht.bootstrap()
+      if (dht.nodes().length === 0) throw new Error('no DHT node answered')
+    })().catch((err: unknown) => {
+      this.#dhtStarted = undefined
+      throw err
+    })
+    await this.#dhtStarted
+    return dht
+  }
+
   async close(): Promise<void> {
     this.#offIncoming()
+    await this.dht?.stop()
     this.udpTracker.close()
     await this.utp.close()
     await this.socket.close()

@@ -148,7 +148,7 @@ class EngineDownload implements DownloadHandle {
     }))
     const isPrivate = this.torrent?.private === true
     const direct = this.record.hops === 0
-    const dhtOn = this.#engine.dhtEnabled && !isPrivate && direct
+    const dhtOn = this.#engine.dhtEnabled && !isPrivate
     trackers.push(
       { url: '[DHT]', peers: this.dhtPeers, status: dhtOn ? 'Working' : 'Disabled' },
       { url: '[PeX]', peers: this.pexPeers, status: isPrivate ? 'Disabled' : 'Working' },
@@ -270,9 +270,8 @@ class EngineDownload implements DownloadHandle {
       }
     }
     const isPrivate = this.torrent?.private === true
-    // Anonymous downloads find peers through trackers reached over circuits, PEX and added peers only.
-    if (this.record.hops > 0) return
-    if (!isPrivate) engine.lsdAdd(this.download.infoHash)
+    // Anonymous downloads find peers through trackers and the DHT reached over circuits, PEX and added peers.
+    if (!isPrivate && this.record.hops === 0) engine.lsdAdd(this.download.infoHash)
     if (engine.dhtEnabled && !isPrivate && this.#dhtTimer === undefined) {
       // Lookups that find nobody are retried soon (5 s, doubling), found swarms are re-announced every 15 minutes.
       let misses = 0
@@ -303,12 +302,14 @@ class EngineDownload implements DownloadHandle {
 
   /** One DHT announce (a get_peers lookup first); true when it found other peers. */
   async #dhtLookup(): Promise<boolean> {
-    const dht = this.#engine.dht
-    if (dht === undefined) return false
+    const anonymous = this.record.hops > 0 ? this.#engine.anonymous(this.record.hops) : undefined
     const lookup = new AbortController()
     this.#lookup = lookup
     let found = false
     try {
+      const dht = anonymous === undefined ? this.#engine.dht : await anonymous.startedDht()
+      if (dht === undefined) return false
+      const port = anonymous?.announcePort ?? this.#engine.port
       const onPeers = (peers: SocketAddress[]): void => {
         const others = peers.filter((p) => p.port !== this.#engine.port || !this.#engine.isOwnAddress(p.host))
         if (others.length === 0) return
@@ -316,7 +317,7 @@ class EngineDownload implements DownloadHandle {
         this.dhtPeers += others.length
         this.download.addPeers(others, 'dht')
       }
-      await dht.announce(this.download.infoHash, this.#engine.port, { signal: lookup.signal, onPeers })
+      await dht.announce(this.download.infoHash, port, { signal: lookup.signal, onPeers })
     } catch {
       // Lookups fail when the table is empty or the engine stops; the next round tries again.
     }
@@ -384,6 +385,13 @@ export class BitTorrentEngine implements DownloadManager, Service {
       logger: deps.logger('bittorrent:anonymous'),
       wrap: (stream) => this.#throttled(stream),
       onIncoming: (stream, address, transport) => this.#onIncoming(stream, address, 'utp', transport),
+      dht: () =>
+        this.#dht === undefined
+          ? undefined
+          : {
+              publicNetwork: deps.publicNetwork,
+              ...(opts.dhtBootstrap !== undefined && { bootstrap: opts.dhtBootstrap }),
+            },
     })
   }
 
