@@ -279,6 +279,41 @@ describe('SOCKS5 proxy over tunnel circuits', () => {
     for (const seen of echo.seen) expect(exits.has(seen.host)).toBe(true)
     expect(echo.seen.some((a) => a.host === '127.0.0.1' || a.host === host(0))).toBe(false)
   })
+
+  it('passes a domain destination to the exit, which resolves it', async () => {
+    const host = (i: number): string => `127.0.0.${84 + i}`
+    const echo = await echoServer('127.0.0.1')
+    const net = await OverlayTestNetwork.create(
+      2,
+      (deps, i, bootstrap) =>
+        new TunnelCommunity(deps, {
+          walkIntervalMs: 100,
+          bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+          tunnel: { exit: i > 0 },
+          exitBindHost: host(i),
+        }),
+      { transport: udpTransport, hostOf: host },
+    )
+    cleanups.push(() => net.stopAll())
+    await net.startAll()
+    const community = net.node(0).community
+    await vi.waitFor(() => expect(community.getCandidates(1).length).toBeGreaterThanOrEqual(1), {
+      timeout: 30_000,
+      interval: 100,
+    })
+    const server = await plainProxy({ upstream: () => circuitDatagramSocket(community, 1) })
+    const client = await associate(server)
+    await community.circuit(1, { timeoutMs: 30_000 })
+    const received = await exchange(
+      client,
+      { host: 'localhost', port: echo.socket.local.port },
+      3,
+      Buffer.alloc(4),
+    )
+    // The reply names the address the exit resolved, and reaches the association that sent last.
+    for (const { from } of received) expect(from).toEqual(echo.socket.local)
+    expect(new Set(echo.seen.map((a) => a.host))).toEqual(new Set([host(1)]))
+  })
 })
 
 describe('SOCKS5 proxies in a core session', () => {
