@@ -157,7 +157,7 @@ describe.skipIf(!libtorrentAvailable())(
               process.execPath,
               join(ROOT, 'bin', 'tribler.js'),
               'download',
-              made.torrentPath,
+              other.torrentPath,
               '--port',
               String(port),
               '--dest',
