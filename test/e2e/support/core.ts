@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -29,6 +29,8 @@ export interface StartCoreOptions {
   /** Reuse a state directory (restart); default a new temporary one. */
   stateDir?: string
   apiKey?: string
+  /** Settings written to the state directory's settings.json before the start, by section. */
+  settings?: Record<string, Record<string, unknown>>
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -50,6 +52,8 @@ export async function freePort(): Promise<number> {
 export async function startCore(opts: StartCoreOptions = {}): Promise<RunningCore> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'tribler-e2e-'))
   const port = opts.port ?? (await freePort())
+  if (opts.settings !== undefined)
+    writeFileSync(join(stateDir, 'settings.json'), JSON.stringify(opts.settings))
   const args = [
     'bin/tribler.js',
     'start',
