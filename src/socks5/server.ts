@@ -17,6 +17,7 @@ const log = logger('socks5')
 /** Largest UDP payload over IPv4, less the longest SOCKS5 UDP header (domain of 255 bytes). */
 const DEFAULT_MAX_PAYLOAD_BYTES = 65507 - 262
 const DEFAULT_MAX_ASSOCIATIONS = 64
+const EMPTY = Buffer.alloc(0)
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000
 /** Destinations remembered per association to route replies; beyond this the oldest are forgotten. */
 const MAX_DESTINATIONS = 4096
@@ -33,6 +34,12 @@ function emptyStats(): Socks5Stats {
     dropped: { malformed: 0, fragmented: 0, foreignSource: 0, oversize: 0, upstreamFailed: 0, noClient: 0 },
   }
 }
+
+/** Reply headers kept per origin; a uTP swarm has few origins per proxy, so the cache rarely refills. */
+const HEADER_CACHE_SIZE = 1024
+
+/** `canonicalHost`, skipping the IPv6 parse for the common IPv4 and domain cases. */
+const canonical = (host: string): string => (host.includes(':') ? canonicalHost(host) : host)
 
 const isUnspecified = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === ''
 
@@ -97,6 +104,7 @@ export class Socks5Server {
   #address: SocketAddress | undefined
   #upstream: Promise<DatagramSocket> | undefined
   #latest: Association | undefined
+  readonly #headers = new Map<string, Buffer>()
   #stopping = false
 
   constructor(opts: Socks5ServerOptions) {
@@ -243,9 +251,8 @@ export class Socks5Server {
   }
 
   #fromClient(association: Association, upstream: DatagramSocket, data: Buffer, from: SocketAddress): void {
-    const host = canonicalHost(from.host)
     if (
-      host !== association.clientHost ||
+      canonical(from.host) !== association.clientHost ||
       (association.clientPort !== 0 && from.port !== association.clientPort)
     ) {
       this.stats.dropped.foreignSource += 1
@@ -271,7 +278,7 @@ export class Socks5Server {
       return
     }
     if (association.clientPort === 0) association.clientPort = from.port
-    const key = formatAddress({ host: canonicalHost(datagram.address.host), port: datagram.address.port })
+    const key = formatAddress({ host: canonical(datagram.address.host), port: datagram.address.port })
     if (!association.destinations.has(key)) {
       if (association.destinations.size >= MAX_DESTINATIONS) {
         const oldest = association.destinations.values().next().value
@@ -292,34 +299,38 @@ export class Socks5Server {
   }
 
   #fromUpstream(data: Buffer, from: SocketAddress): void {
-    const key = formatAddress({ host: canonicalHost(from.host), port: from.port })
-    let targets = [...this.#associations].filter((a) => a.destinations.has(key))
+    const key = formatAddress({ host: canonical(from.host), port: from.port })
+    let header = this.#headers.get(key)
+    if (header === undefined) {
+      try {
+        header = encodeUdpDatagram(from, EMPTY)
+      } catch {
+        this.stats.dropped.malformed += 1
+        return
+      }
+      if (this.#headers.size >= HEADER_CACHE_SIZE) this.#headers.clear()
+      this.#headers.set(key, header)
+    }
+    const wrapped = Buffer.concat([header, data], header.length + data.length)
+    let delivered = false
+    for (const association of this.#associations)
+      if (association.destinations.has(key))
+        delivered = this.#toClient(association, wrapped, data.length) || delivered
     // Replies from an address no association sent to (an incoming uTP connection at the exit, a resolved host
     // name) go to the association that sent last, the one most likely to expect them.
-    if (targets.length === 0 && this.#latest !== undefined && this.#associations.has(this.#latest))
-      targets = [this.#latest]
-    if (targets.length === 0) {
-      this.stats.dropped.noClient += 1
-      return
-    }
-    let wrapped: Buffer
-    try {
-      wrapped = encodeUdpDatagram(from, data)
-    } catch {
-      this.stats.dropped.malformed += 1
-      return
-    }
-    for (const association of targets) {
-      const client = association.client
-      if (client === undefined) {
-        this.stats.dropped.noClient += 1
-        continue
-      }
-      association.relay.send(wrapped, client)
-      association.datagramsDown += 1
-      this.stats.datagramsDown += 1
-      this.stats.bytesDown += data.length
-    }
+    if (!delivered && this.#latest !== undefined && !this.#latest.destinations.has(key))
+      delivered = this.#toClient(this.#latest, wrapped, data.length)
+    if (!delivered) this.stats.dropped.noClient += 1
+  }
+
+  #toClient(association: Association, wrapped: Buffer, payloadBytes: number): boolean {
+    const client = association.client
+    if (client === undefined) return false
+    association.relay.send(wrapped, client)
+    association.datagramsDown += 1
+    this.stats.datagramsDown += 1
+    this.stats.bytesDown += payloadBytes
+    return true
   }
 
   async #closeAssociation(association: Association): Promise<void> {
