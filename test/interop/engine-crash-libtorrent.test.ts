@@ -124,11 +124,18 @@ describe.skipIf(!libtorrentAvailable())('engine crash and restart against libtor
     await fsp.mkdir(options.stateDir, { recursive: true })
     const first = startChild(options)
     await first.waitFor((s) => s.progress >= 0.35, 120_000)
-    // Let one more periodic save happen, then crash.
-    await new Promise((resolve) => setTimeout(resolve, 700))
+    // Wait for a periodic save after that point, then crash.
+    const resumeFile = path.join(options.stateDir, 'resume', `${made.infoHash}.resume`)
+    const reachedMs = Date.now()
+    const deadline = reachedMs + 30_000
+    const savedMs = async (): Promise<number> =>
+      (await fsp.stat(resumeFile).catch(() => undefined))?.mtimeMs ?? 0
+    while ((await savedMs()) <= reachedMs) {
+      if (Date.now() > deadline) throw new Error('no resume data saved after 35% progress')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
     first.child.kill('SIGKILL')
     await new Promise((resolve) => first.child.once('exit', resolve))
-    const resumeFile = path.join(options.stateDir, 'resume', `${made.infoHash}.resume`)
     const saved = await fsp.readFile(resumeFile)
     expect(saved.length).toBeGreaterThan(0)
     const before = first.last()!
