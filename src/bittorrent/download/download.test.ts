@@ -197,6 +197,52 @@ describe('Download over in-memory connections', () => {
     expect(leech.peers().some((p) => p.ip === EVIL.host)).toBe(false)
   })
 
+  it('reports a peer as snubbed once a request times out, until a block comes from it', async () => {
+    const t = await fixture({ 'a.bin': 8 * 1024 * 1024 })
+    const data = t.files.get('a.bin')!
+    const clock = new ManualClock()
+    const s = swarm()
+    let requests = 0
+    let answering = false
+    let answer: ((req: { index: number; begin: number; length: number }) => void) | undefined
+    const unanswered: Array<{ index: number; begin: number; length: number }> = []
+    s.listen(EVIL, (wire: PeerWire) => {
+      answer = (req) => {
+        const at = req.index * t.torrent.pieceLength + req.begin
+        wire.piece(req.index, req.begin, data.subarray(at, at + req.length))
+      }
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+        wire.haveAll()
+        wire.unchoke()
+      })
+      // Silent until told to answer; then real data, so no piece fails its hash check.
+      wire.on('request', (req) => {
+        requests++
+        if (answering) answer?.(req)
+        else unanswered.push(req)
+      })
+    })
+    const leech = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: path.join(t.root, 'leech') },
+      { clock },
+    )
+    await leech.start()
+    leech.addPeers([EVIL], 'manual')
+    const evil = () => leech.peers().find((p) => p.ip === EVIL.host)
+    await until(() => requests > 0, 10_000, 'requests to the silent peer')
+    expect(evil()?.snubbed).toBe(false)
+    clock.advance(61_000)
+    await until(() => evil()?.snubbed === true, 10_000, 'the snub')
+    // Every request is answered now: those sent again after the timeout are still pending (blocks of the
+    // timed-out ones are dropped as unexpected).
+    answering = true
+    for (const req of unanswered.splice(0)) answer?.(req)
+    await until(() => evil()?.snubbed === false, 10_000, 'the block that ends the snub')
+  })
+
   it('stops seeding when the ratio of the seeding policy is reached, and at once with "never"', async () => {
     const t = await fixture({ 'a.bin': 400_000 })
     const s = swarm()

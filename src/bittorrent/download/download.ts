@@ -108,6 +108,8 @@ class Peer {
   reads = 0
   readonly uploadQueue: BlockRequest[] = []
   hashFailures = 0
+  /** A request of ours timed out and no block has come since (libtorrent's snubbed). */
+  snubbed = false
   /** Addresses we told this peer about with ut_pex (BEP 11). */
   readonly pexSent = new Set<string>()
   optimistic = false
@@ -485,7 +487,7 @@ export class Download {
           weChoked: wire.peerChoking,
           peerInterested: wire.peerInterested,
           peerChoked: wire.amChoking,
-          snubbed: false,
+          snubbed: p.snubbed,
           seed: wire.peerIsSeed,
           uploadOnly: wire.peerIsSeed || wire.remoteExtended?.uploadOnly === true,
           direction: p.direction,
@@ -812,8 +814,9 @@ export class Download {
     wire.on('unchoke', () => this.#fill(peer))
     wire.on('allowedFast', () => this.#fill(peer))
     wire.on('piece', ({ index, begin, block }) => this.#onBlock(peer, index, begin, block))
-    wire.on('requestFailed', ({ index, begin }) => {
+    wire.on('requestFailed', ({ index, begin, error }) => {
       peer.inflight--
+      if (error.code === 'REQUEST_TIMEOUT') peer.snubbed = true
       this.#picker?.releaseRequest(peer, index, begin)
       if (!wire.isClosed) this.#fill(peer)
     })
@@ -997,6 +1000,7 @@ export class Download {
 
   #onBlock(peer: Peer, index: number, begin: number, block: Buffer): void {
     peer.inflight--
+    peer.snubbed = false
     const picker = this.#picker
     const torrent = this.#torrent
     const length = block.length
