@@ -64,7 +64,7 @@ class CircuitSocket implements DatagramSocket {
     for (const circuit of community.findCircuits({ hops })) this.#attach(circuit)
     this.#off = [
       community.tunnelEvents.on('circuit-ready', ({ circuit }) => {
-        if (circuit.goalHops === hops) this.#attach(circuit)
+        if (circuit.goalHops === hops && circuit.purpose === 'data') this.#attach(circuit)
       }),
       community.tunnelEvents.on('circuit-removed', ({ circuit }) => {
         this.#detach.get(circuit)?.()

@@ -1,7 +1,7 @@
 import type { SocketAddress } from '../../net/index.js'
 import type { PublicKey } from '../keys/index.js'
 import type { EphemeralKey, SessionKeys } from './crypto.js'
-import type { CircuitId, CircuitState, Direction } from './types.js'
+import type { CircuitId, CircuitPurpose, CircuitState, Direction } from './types.js'
 
 /** One verified hop of a circuit, or the hop being added. */
 export interface Hop {
@@ -12,6 +12,12 @@ export interface Hop {
   readonly flags: readonly number[]
   keys: SessionKeys | undefined
   ephemeral: EphemeralKey | undefined
+}
+
+/** A peer that must be a circuit's last hop. */
+export interface RequiredExit {
+  readonly publicKey: PublicKey
+  readonly address: SocketAddress
 }
 
 /** Handler of a datagram that came back through a circuit. */
@@ -31,6 +37,12 @@ export class Circuit {
   bytesDown = 0
   lastActivityMs: number
   relayEarlyCount = 0
+  /** What the circuit is for; only `data` circuits serve {@link TunnelCommunity.circuit}. */
+  purpose: CircuitPurpose = 'data'
+  /** The peer that must be the last hop, if any. */
+  requiredExit: RequiredExit | undefined
+  /** End-to-end session keys of a joined hidden-service circuit (one more layer inside the hops'). */
+  hsKeys: SessionKeys | undefined
   /** Why the circuit closed, once it did. */
   closeReason: string | undefined
   readonly #handlers = new Set<CircuitDataHandler>()
@@ -73,6 +85,8 @@ export interface RelayRoute {
   readonly keys: SessionKeys
   /** FORWARD: peel a layer; BACKWARD: add one. */
   readonly direction: Direction
+  /** Rendezvous relays: after peeling the incoming side's layer, seal with these keys (BACKWARD). */
+  readonly rendezvousKeys?: SessionKeys
   readonly createdAtMs: number
   bytesUp: number
   bytesDown: number

@@ -5,12 +5,12 @@ import {
   Community,
   type CommunityDeps,
   type CommunitySettings,
-  type Peer,
+  Peer,
   sameAddress,
 } from '../community/index.js'
 import { PublicKey } from '../keys/index.js'
 import { NO_ADDRESS, type PayloadSchema, PREFIX_LENGTH } from '../serialization/index.js'
-import { Circuit, type Hop, type RelayRoute } from './circuit.js'
+import { Circuit, type Hop, type RelayRoute, type RequiredExit } from './circuit.js'
 import {
   completeKeyExchange,
   decryptLayer,
@@ -54,6 +54,7 @@ import {
   BACKWARD,
   type CircuitId,
   type CircuitInfo,
+  type CircuitPurpose,
   DEFAULT_TUNNEL_SETTINGS,
   DESTROY_REASON_SHUTDOWN,
   FORWARD,
@@ -184,15 +185,15 @@ export class TunnelCommunity extends Community {
         globalTime: false,
       },
     )
-    this.#addCellHandler(DataPayload, (s, p, c) => this.#onData(s, p, c))
-    this.#addCellHandler(CreatePayload, (s, p) => this.#onCreate(s, p))
-    this.#addCellHandler(CreatedPayload, (s, p) => this.#onCreated(s, p))
-    this.#addCellHandler(ExtendPayload, (s, p) => this.#onExtend(s, p))
-    this.#addCellHandler(ExtendedPayload, (_s, p) => this.#onExtended(p))
-    this.#addCellHandler(PingPayload, (s, p) => this.#onPing(s, p))
-    this.#addCellHandler(PongPayload, (_s, p) => this.#onPong(p))
-    this.#addCellHandler(TestRequestPayload, (s, p) => this.#onTestRequest(s, p))
-    this.#addCellHandler(TestResponsePayload, (_s, p) => this.#onTestResponse(p))
+    this.addCellHandler(DataPayload, (s, p, c) => this.#onData(s, p, c))
+    this.addCellHandler(CreatePayload, (s, p) => this.#onCreate(s, p))
+    this.addCellHandler(CreatedPayload, (s, p) => this.#onCreated(s, p))
+    this.addCellHandler(ExtendPayload, (s, p) => this.#onExtend(s, p))
+    this.addCellHandler(ExtendedPayload, (_s, p) => this.#onExtended(p))
+    this.addCellHandler(PingPayload, (s, p) => this.#onPing(s, p))
+    this.addCellHandler(PongPayload, (_s, p) => this.#onPong(p))
+    this.addCellHandler(TestRequestPayload, (s, p) => this.#onTestRequest(s, p))
+    this.addCellHandler(TestResponsePayload, (_s, p) => this.#onTestResponse(p))
   }
 
   /** The flags this node advertises. */
@@ -284,7 +285,7 @@ export class TunnelCommunity extends Community {
     if (!this.running) return
     for (const [hops, wanted] of this.circuitsNeeded) {
       const have = [...this.circuits.values()].filter(
-        (c) => c.goalHops === hops && c.state !== 'closing',
+        (c) => c.purpose === 'data' && c.goalHops === hops && c.state !== 'closing',
       ).length
       for (let i = have; i < wanted; i++) if (this.createCircuit(hops) === undefined) break
     }
@@ -292,10 +293,16 @@ export class TunnelCommunity extends Community {
   }
 
   /** Circuits in a state (default ready) and of a length. */
-  findCircuits(filter: { hops?: number; state?: Circuit['state'] } = {}): Circuit[] {
+  findCircuits(
+    filter: { hops?: number; state?: Circuit['state']; purpose?: CircuitPurpose } = {},
+  ): Circuit[] {
     const state = filter.state ?? 'ready'
+    const purpose = filter.purpose ?? 'data'
     return [...this.circuits.values()].filter(
-      (c) => c.state === state && (filter.hops === undefined || c.goalHops === filter.hops),
+      (c) =>
+        c.state === state &&
+        c.purpose === purpose &&
+        (filter.hops === undefined || c.goalHops === filter.hops),
     )
   }
 
@@ -315,7 +322,7 @@ export class TunnelCommunity extends Community {
       )
       const onAbort = (): void => finish(new TunnelError('NO_CIRCUIT', { hops, reason: 'aborted' }))
       const off = this.tunnelEvents.on('circuit-ready', ({ circuit }) => {
-        if (circuit.goalHops === hops) finish(circuit)
+        if (circuit.goalHops === hops && circuit.purpose === 'data') finish(circuit)
       })
       const finish = (result: Circuit | TunnelError): void => {
         this.clock.clearTimeout(timer)
@@ -328,13 +335,22 @@ export class TunnelCommunity extends Community {
     })
   }
 
-  /** Starts one circuit of `goalHops` hops; returns undefined when no first hop (or exit, for 1 hop) is known. */
-  createCircuit(goalHops: number): Circuit | undefined {
+  /**
+   * Starts one circuit of `goalHops` hops; returns undefined when no first hop (or exit, for 1 hop) is known.
+   * `requiredExit` makes that peer the last hop (hidden services use it to reach a rendezvous point).
+   */
+  createCircuit(
+    goalHops: number,
+    opts: { purpose?: CircuitPurpose; requiredExit?: RequiredExit } = {},
+  ): Circuit | undefined {
     if (!this.running) return undefined
     if (!Number.isInteger(goalHops) || goalHops < 1 || goalHops > MAX_HOPS)
       throw new TunnelError('BAD_REQUEST', { hops: goalHops })
     let firstHops: Peer[]
-    if (goalHops === 1) {
+    const required = opts.requiredExit
+    if (goalHops === 1 && required !== undefined) {
+      firstHops = [new Peer(required.publicKey, required.address, this.clock.now())]
+    } else if (goalHops === 1) {
       const exits = this.getCandidates(PEER_FLAG_EXIT_BT)
       const exit = exits[Math.floor(this.random() * exits.length)]
       if (exit === undefined) return undefined
@@ -347,7 +363,8 @@ export class TunnelCommunity extends Community {
         if (first !== undefined) uses.set(first, (uses.get(first) ?? 0) + 1)
       }
       for (const p of this.getCandidates(PEER_FLAG_EXIT_BT)) uses.set(p.midHex, (uses.get(p.midHex) ?? 0) + 1)
-      const relays = this.getCandidates(PEER_FLAG_RELAY)
+      const requiredMid = required?.publicKey.mid.toString('hex')
+      const relays = this.getCandidates(PEER_FLAG_RELAY).filter((p) => p.midHex !== requiredMid)
       firstHops = shuffle(relays, this.random).sort(
         (a, b) => (uses.get(a.midHex) ?? 0) - (uses.get(b.midHex) ?? 0),
       )
@@ -355,6 +372,8 @@ export class TunnelCommunity extends Community {
     const first = firstHops[0]
     if (first === undefined) return undefined
     const circuit = new Circuit(this.#newCircuitId(), goalHops, this.clock.now())
+    circuit.purpose = opts.purpose ?? 'data'
+    circuit.requiredExit = required
     this.circuits.set(circuit.circuitId, circuit)
     const maxTries = Math.floor(this.settings.circuitTimeoutMs / this.settings.nextHopTimeoutMs)
     this.#sendInitialCreate(circuit, firstHops, maxTries)
@@ -367,7 +386,7 @@ export class TunnelCommunity extends Community {
       throw new TunnelError('CIRCUIT_CLOSED', { circuitId: circuit.circuitId })
     const first = circuit.hops[0]?.address
     if (first === undefined) throw new TunnelError('CIRCUIT_CLOSED', { circuitId: circuit.circuitId })
-    this.#sendCell(first, DataPayload, {
+    this.sendCell(first, DataPayload, {
       circuitId: circuit.circuitId,
       destination,
       origin: NO_ADDRESS,
@@ -399,7 +418,7 @@ export class TunnelCommunity extends Community {
         onResponse: (bytes) => resolve({ rttMs: this.clock.monotonic() - sentAt, responseBytes: bytes }),
       }
       const identifier = this.requestCache.add('test-request', entry, { timeoutMs: opts.timeoutMs ?? 10_000 })
-      this.#sendCell(first, TestRequestPayload, {
+      this.sendCell(first, TestRequestPayload, {
         circuitId: circuit.circuitId,
         identifier,
         responseSize,
@@ -425,6 +444,8 @@ export class TunnelCommunity extends Community {
     for (const circuit of this.circuits.values()) {
       const first = circuit.hops[0]?.address
       if ((circuit.state !== 'ready' && circuit.state !== 'extending') || first === undefined) continue
+      // a joined end-to-end circuit ends at the other side, not at an exit that would answer
+      if (circuit.hsKeys !== undefined || circuit.purpose === 'rp-seeder') continue
       let identifier: number
       try {
         identifier = this.requestCache.add(
@@ -435,7 +456,7 @@ export class TunnelCommunity extends Community {
       } catch {
         return
       }
-      this.#sendCell(first, PingPayload, { circuitId: circuit.circuitId, identifier })
+      this.sendCell(first, PingPayload, { circuitId: circuit.circuitId, identifier })
     }
   }
 
@@ -446,7 +467,7 @@ export class TunnelCommunity extends Community {
       goalHops: c.goalHops,
       actualHops: c.hops.length,
       state: c.state,
-      type: 'data',
+      type: c.purpose,
       bytesUp: c.bytesUp,
       bytesDown: c.bytesDown,
       createdAtMs: c.createdAtMs,
@@ -476,9 +497,65 @@ export class TunnelCommunity extends Community {
     return [...relays, ...exits]
   }
 
+  // --- hooks for hidden services ----------------------------------------------------------------------------
+
+  /**
+   * A packet of this community that came back through one of our circuits (hidden services carry their
+   * create-e2e and created-e2e this way). The plain tunnel community handles none.
+   */
+  protected onTunnelledPacket(circuit: Circuit, _data: Buffer, _origin: SocketAddress): void {
+    log.debug('dropping tunnelled community packet', { circuitId: circuit.circuitId })
+    this.drops.unexpected += 1
+  }
+
+  /**
+   * Sends a packet of this community as data: through our circuit to `destination`, or from an exit back to
+   * its originator as if it came from `destination`.
+   */
+  protected tunnelPacket(via: Circuit | ExitSocket, destination: SocketAddress, packet: Buffer): void {
+    if (via instanceof ExitSocket) this.#tunnelBack(via, packet, destination)
+    else this.sendData(via, destination, packet)
+  }
+
+  /**
+   * Joins two exit sockets into a rendezvous relay: a cell arriving on either loses that side's layer and
+   * gains the other side's, so the two originators talk through this node without it reading the payload.
+   * Both exits must not have opened sockets. Returns false when they cannot be joined.
+   */
+  protected joinExits(a: CircuitId, b: CircuitId): boolean {
+    const one = this.exitSockets.get(a)
+    const two = this.exitSockets.get(b)
+    if (one === undefined || two === undefined || a === b || one.enabled || two.enabled) return false
+    this.exitSockets.delete(a)
+    this.exitSockets.delete(b)
+    void one.close()
+    void two.close()
+    const now = this.clock.now()
+    const route = (from: ExitSocket, to: ExitSocket): RelayRoute => ({
+      circuitId: to.circuitId,
+      address: to.address,
+      publicKey: to.publicKey,
+      keys: from.keys,
+      rendezvousKeys: to.keys,
+      direction: FORWARD,
+      createdAtMs: now,
+      bytesUp: 0,
+      bytesDown: 0,
+      relayEarlyCount: 0,
+      lastActivityMs: now,
+    })
+    this.relays.set(a, route(one, two))
+    this.relays.set(b, route(two, one))
+    return true
+  }
+
   // --- cells ------------------------------------------------------------------------------------------------
 
-  #addCellHandler<T extends { circuitId: number }>(schema: PayloadSchema<T>, handler: CellHandler<T>): void {
+  /** Registers the handler of a cell message id (subclasses add the hidden-service ones). */
+  protected addCellHandler<T extends { circuitId: number }>(
+    schema: PayloadSchema<T>,
+    handler: CellHandler<T>,
+  ): void {
     this.#cellHandlers.set(schema.msgId, [
       schema as unknown as PayloadSchema<{ circuitId: number }>,
       handler as CellHandler<never>,
@@ -493,7 +570,11 @@ export class TunnelCommunity extends Community {
   }
 
   /** Encrypts a cell as the tables say and sends it straight to a neighbour. */
-  #sendCell<T extends { circuitId: number }>(to: SocketAddress, schema: PayloadSchema<T>, value: T): void {
+  protected sendCell<T extends { circuitId: number }>(
+    to: SocketAddress,
+    schema: PayloadSchema<T>,
+    value: T,
+  ): void {
     const message =
       schema.msgId === DataPayload.msgId
         ? dataCellMessage(
@@ -517,8 +598,14 @@ export class TunnelCommunity extends Community {
       packet = encodeCell(this.prefix, { circuitId, plaintext: true, relayEarly, message })
     } else {
       let sealed: Buffer
-      if (circuit !== undefined) sealed = onionEncrypt(message, circuit.hopKeys, CELL_MESSAGE_OFFSET)
-      else {
+      if (circuit !== undefined) {
+        // end-to-end circuits carry one more layer under the session keys agreed with the other side
+        const inner =
+          circuit.hsKeys === undefined
+            ? message
+            : encryptLayer(message, circuit.hsKeys, circuit.purpose === 'rp-seeder' ? FORWARD : BACKWARD)
+        sealed = onionEncrypt(inner, circuit.hopKeys, CELL_MESSAGE_OFFSET)
+      } else {
         const exit = this.exitSockets.get(circuitId)
         const relay = this.relays.get(circuitId)
         if (exit !== undefined) sealed = encryptLayer(message, exit.keys, BACKWARD, CELL_MESSAGE_OFFSET)
@@ -560,9 +647,15 @@ export class TunnelCommunity extends Community {
     if (!cell.plaintext) {
       try {
         if (exit !== undefined) message = decryptLayer(message, exit.keys, FORWARD)
-        else if (circuit !== undefined && circuit.hops.length > 0)
+        else if (circuit !== undefined && circuit.hops.length > 0) {
           message = onionDecrypt(message, circuit.hopKeys)
-        else {
+          if (circuit.hsKeys !== undefined)
+            message = decryptLayer(
+              message,
+              circuit.hsKeys,
+              circuit.purpose === 'rp-downloader' ? FORWARD : BACKWARD,
+            )
+        } else {
           this.drops.unknownCircuit += 1
           return false
         }
@@ -615,10 +708,18 @@ export class TunnelCommunity extends Community {
     }
     let sealed: Buffer
     try {
+      const rendezvous = next.rendezvousKeys
       sealed =
-        next.direction === FORWARD
-          ? decryptLayer(cell.message, next.keys, FORWARD, CELL_MESSAGE_OFFSET)
-          : encryptLayer(cell.message, next.keys, BACKWARD, CELL_MESSAGE_OFFSET)
+        rendezvous !== undefined
+          ? encryptLayer(
+              decryptLayer(cell.message, next.keys, FORWARD),
+              rendezvous,
+              BACKWARD,
+              CELL_MESSAGE_OFFSET,
+            )
+          : next.direction === FORWARD
+            ? decryptLayer(cell.message, next.keys, FORWARD, CELL_MESSAGE_OFFSET)
+            : encryptLayer(cell.message, next.keys, BACKWARD, CELL_MESSAGE_OFFSET)
     } catch (err) {
       this.#countDecryptError(err)
       return false
@@ -696,7 +797,7 @@ export class TunnelCommunity extends Community {
       now: () => this.clock.now(),
     })
     this.exitSockets.set(payload.circuitId, exit)
-    this.#sendCell(source, CreatedPayload, {
+    this.sendCell(source, CreatedPayload, {
       circuitId: payload.circuitId,
       identifier: payload.identifier,
       key: answer.key,
@@ -748,7 +849,7 @@ export class TunnelCommunity extends Community {
       next,
     }
     const identifier = this.requestCache.add('create', cache, { timeoutMs: this.settings.nextHopTimeoutMs })
-    this.#sendCell(next.address, CreatePayload, {
+    this.sendCell(next.address, CreatePayload, {
       circuitId: toCircuitId,
       identifier,
       nodePublicKey: this.key.publicKey.toBin(),
@@ -790,7 +891,7 @@ export class TunnelCommunity extends Community {
       })
       this.relays.set(request.toCircuitId, route(request.fromCircuitId, request.previous, BACKWARD))
       this.relays.set(request.fromCircuitId, route(request.toCircuitId, request.next, FORWARD))
-      this.#sendCell(request.previous.address, ExtendedPayload, {
+      this.sendCell(request.previous.address, ExtendedPayload, {
         circuitId: request.fromCircuitId,
         identifier: request.extendIdentifier,
         key: payload.key,
@@ -843,7 +944,7 @@ export class TunnelCommunity extends Community {
       () => this.#sendInitialCreate(circuit, alternatives, maxTries - 1),
       alternatives.length > 0,
     )
-    this.#sendCell(first.address, CreatePayload, {
+    this.sendCell(first.address, CreatePayload, {
       circuitId: circuit.circuitId,
       identifier: packetIdentifier,
       nodePublicKey: this.key.publicKey.toBin(),
@@ -944,7 +1045,11 @@ export class TunnelCommunity extends Community {
     })
     let chosen: { publicKey: PublicKey; address: SocketAddress } | undefined
     const listed = usable[0]
-    if (listed !== undefined) chosen = { publicKey: PublicKey.fromBin(listed), address: NO_ADDRESS }
+    const required = circuit.requiredExit
+    if (required !== undefined && circuit.hops.length === circuit.goalHops - 1) {
+      chosen = required
+      usable.length = 0
+    } else if (listed !== undefined) chosen = { publicKey: PublicKey.fromBin(listed), address: NO_ADDRESS }
     else {
       // Nobody listed: try a known exit, which we assume is reachable.
       const exits = this.getCandidates(PEER_FLAG_EXIT_BT, PEER_FLAG_RELAY).filter(
@@ -974,7 +1079,7 @@ export class TunnelCommunity extends Community {
       () => this.#sendExtend(circuit, alternatives, maxTries - 1),
       true,
     )
-    this.#sendCell(first, ExtendPayload, {
+    this.sendCell(first, ExtendPayload, {
       circuitId: circuit.circuitId,
       identifier: packetIdentifier,
       nodePublicKey: chosen.publicKey.toBin(),
@@ -991,8 +1096,7 @@ export class TunnelCommunity extends Community {
     if (circuit !== undefined && first !== undefined && sameAddress(first, source)) {
       circuit.lastActivityMs = this.clock.now()
       if (couldBeIpv8(payload.data) && payload.data.subarray(0, PREFIX_LENGTH).equals(this.prefix)) {
-        // A tunnelled message of this community; none of its cell messages are handled from outside a cell.
-        log.debug('dropping tunnelled community packet', { circuitId })
+        this.onTunnelledPacket(circuit, payload.data, payload.origin)
         return
       }
       circuit.deliver(payload.data, payload.origin)
@@ -1027,7 +1131,7 @@ export class TunnelCommunity extends Community {
 
   #tunnelBack(exit: ExitSocket, data: Buffer, origin: SocketAddress): void {
     if (this.exitSockets.get(exit.circuitId) !== exit) return
-    this.#sendCell(exit.address, DataPayload, {
+    this.sendCell(exit.address, DataPayload, {
       circuitId: exit.circuitId,
       destination: NO_ADDRESS,
       origin,
@@ -1040,7 +1144,7 @@ export class TunnelCommunity extends Community {
     if (exit === undefined && !this.circuits.has(payload.circuitId) && !this.relays.has(payload.circuitId))
       return
     if (exit !== undefined) exit.lastActivityMs = this.clock.now()
-    this.#sendCell(source, PongPayload, { circuitId: payload.circuitId, identifier: payload.identifier })
+    this.sendCell(source, PongPayload, { circuitId: payload.circuitId, identifier: payload.identifier })
   }
 
   #onPong(payload: PongPayload): void {
@@ -1060,7 +1164,7 @@ export class TunnelCommunity extends Community {
       return
     }
     exit.lastActivityMs = this.clock.now()
-    this.#sendCell(source, TestResponsePayload, {
+    this.sendCell(source, TestResponsePayload, {
       circuitId: payload.circuitId,
       identifier: payload.identifier,
       data: Buffer.alloc(payload.responseSize),

@@ -1,4 +1,4 @@
-export { Circuit, type CircuitDataHandler, type Hop, type RelayRoute } from './circuit.js'
+export { Circuit, type CircuitDataHandler, type Hop, type RelayRoute, type RequiredExit } from './circuit.js'
 export { type CircuitSocketOptions, circuitDatagramSocket } from './circuit-socket.js'
 export {
   MAX_HOPS,
@@ -27,5 +27,13 @@ export {
 } from './crypto.js'
 export { TunnelError, type TunnelErrorCode } from './errors.js'
 export { ExitSocket } from './exit-socket.js'
+export {
+  e2eAddress,
+  type HiddenDropCounters,
+  type HiddenSeeding,
+  type HiddenSession,
+  HiddenTunnelCommunity,
+  hiddenLookupHash,
+} from './hidden-services.js'
 export * from './payloads.js'
 export * from './types.js'

@@ -38,13 +38,19 @@ export const TRIBLER_TUNNEL_COMMUNITY_ID = Buffer.from('a3591a6bd89bbaca0974062a
 /** Life of an originated circuit. */
 export type CircuitState = 'extending' | 'ready' | 'closing'
 
+/**
+ * What an originated circuit is for: plain data, or a hidden service's introduction-point circuit (seeder),
+ * rendezvous circuit of the seeder, or rendezvous circuit of the downloader.
+ */
+export type CircuitPurpose = 'data' | 'ip-seeder' | 'rp-seeder' | 'rp-downloader'
+
 /** A circuit as the debug endpoints and tests see it. */
 export interface CircuitInfo {
   readonly circuitId: CircuitId
   readonly goalHops: number
   readonly actualHops: number
   readonly state: CircuitState
-  readonly type: 'data'
+  readonly type: CircuitPurpose
   readonly bytesUp: number
   readonly bytesDown: number
   readonly createdAtMs: number
