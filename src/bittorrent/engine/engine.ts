@@ -302,11 +302,12 @@ class EngineDownload implements DownloadHandle {
 
   /** One DHT announce (a get_peers lookup first); true when it found other peers. */
   async #dhtLookup(): Promise<boolean> {
-    const anonymous = this.record.hops > 0 ? this.#engine.anonymous(this.record.hops) : undefined
     const lookup = new AbortController()
     this.#lookup = lookup
     let found = false
     try {
+      // Inside the try: without tunnels this throws, and a rejection here would be unhandled.
+      const anonymous = this.record.hops > 0 ? this.#engine.anonymous(this.record.hops) : undefined
       const dht = anonymous === undefined ? this.#engine.dht : await anonymous.startedDht()
       if (dht === undefined) return false
       const port = anonymous?.announcePort ?? this.#engine.port
