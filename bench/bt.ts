@@ -7,6 +7,7 @@
  *
  *   npm run bench:bt                 # full sizes
  *   npm run bench:bt -- --quick      # 128 MiB and 64 MiB/40 files, for a smoke run
+ *   BENCH_BT_CPU_PROF=dir npm run bench:bt -- --quick   # also writes a CPU profile of each Tribler.ts leecher
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
@@ -130,10 +131,14 @@ async function ourLeech(
 ): Promise<Result> {
   const state = mkdtempSync(path.join(tmpdir(), 'bench-bt-state-'))
   try {
-    const tsx = path.join(ROOT, 'node_modules', '.bin', 'tsx')
+    // BENCH_BT_CPU_PROF=<dir> writes a V8 CPU profile of each Tribler.ts leecher into <dir>.
+    const profileDir = process.env.BENCH_BT_CPU_PROF
     const child = spawn(
-      tsx,
+      process.execPath,
       [
+        '--import',
+        'tsx',
+        ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
         path.join(ROOT, 'bench', 'bt-leecher.ts'),
         torrentPath,
         out,

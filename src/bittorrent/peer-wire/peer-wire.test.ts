@@ -471,6 +471,7 @@ describe('PeerWire timers and flow control', () => {
     await tick()
     const before = sent.length
     clock.advance(31_000)
+    await tick()
     expect(sent.slice(before).some((b) => b.equals(m.KEEPALIVE))).toBe(true)
     clock.advance(60_000)
     expect(await closedWith(wire)).toBe('IDLE_TIMEOUT')
@@ -488,6 +489,7 @@ describe('PeerWire timers and flow control', () => {
     const pending = wire.request(0, 0, 16384)
     clock.advance(11_000)
     await expect(pending).rejects.toMatchObject({ code: 'REQUEST_TIMEOUT' })
+    await tick()
     expect(sent.some((b) => b.equals(m.Cancel.encode({ index: 0, begin: 0, length: 16384 })))).toBe(true)
     wire.destroy()
   })
