@@ -318,6 +318,35 @@ describe('HiddenTunnelCommunity (in-memory network)', () => {
     for (const n of s.net.nodes) expect(n.community.statistics.dropped.handlerError).toBe(0)
   })
 
+  it('replaces an introduction point that goes away, and downloaders find the new one', async () => {
+    const s = await setup()
+    const { seeding, intro } = await connect(s)
+    const oldIntro = s.net.node(nodeOfKey(s, intro.key) as number)
+    const [oldMid] = seeding.introPoints()
+    await oldIntro.community.stop()
+    for (let i = 0; i < 1_200; i++) {
+      const now = seeding.introPoints()
+      if (now.length === 1 && now[0] !== oldMid) break
+      await s.run(100)
+    }
+    const [newMid] = seeding.introPoints()
+    expect(newMid).toBeDefined()
+    expect(newMid).not.toBe(oldMid)
+
+    const downloader = s.net.node(DOWNLOADER).community
+    let found: Awaited<ReturnType<typeof downloader.lookupHidden>> = []
+    for (let i = 0; i < 10 && found.length === 0; i++) {
+      const circuit = downloader.findCircuits({ hops: 1 })[0]
+      if (circuit === undefined) await s.settle(downloader.circuit(1, { timeoutMs: 30_000 }))
+      found = await s.settle(downloader.lookupHidden(INFO_HASH, { hops: 1, timeoutMs: 5_000 }))
+    }
+    expect(found.map((f) => f.key.toString('hex'))).not.toContain(intro.key.toString('hex'))
+    const again = found[0]
+    if (again === undefined) throw new Error('the new introduction point was not found')
+    const session = await s.settle(downloader.connectHidden(INFO_HASH, again, { hops: 1 }))
+    expect(session.circuit.state).toBe('ready')
+  })
+
   it('refuses bad seeding requests', async () => {
     const s = await setup()
     const seeder = s.net.node(SEEDER).community

@@ -77,6 +77,8 @@ export interface HiddenDropCounters {
   unknownRequest: number
   /** created-e2e whose auth did not verify or whose rendezvous info did not decrypt. */
   authFailed: number
+  /** establish-intro for a seeder key another live circuit already registered here. */
+  duplicateIntro: number
 }
 
 /** One end of a joined end-to-end circuit. */
@@ -139,6 +141,7 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     unknownSeeder: 0,
     unknownRequest: 0,
     authFailed: 0,
+    duplicateIntro: 0,
   }
   /** Swarms we seed, by info-hash hex. */
   readonly #seeding = new Map<string, SeedState>()
@@ -230,7 +233,8 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
         const used = new Set(
           [...state.introCircuits.keys()].map((c) => c.requiredExit?.publicKey.mid.toString('hex')),
         )
-        const exit = this.getCandidates(PEER_FLAG_EXIT_BT).find((p) => !used.has(p.midHex))
+        const unused = this.getCandidates(PEER_FLAG_EXIT_BT).filter((p) => !used.has(p.midHex))
+        const exit = unused[Math.floor(this.random() * unused.length)]
         const circuit = this.createCircuit(state.hops, {
           purpose: 'ip-seeder',
           requiredExit: exit === undefined ? undefined : { publicKey: exit.publicKey, address: exit.address },
@@ -506,7 +510,14 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
       this.hiddenDrops.malformed += 1
       return
     }
-    this.#introPointFor.set(payload.publicKey.toString('hex'), { exit, infoHash: payload.infoHash })
+    const seederPk = payload.publicKey.toString('hex')
+    const existing = this.#introPointFor.get(seederPk)
+    if (existing !== undefined && this.exitSockets.get(existing.exit.circuitId) === existing.exit) {
+      // one circuit per seeder key, as py-ipv8: a second establish-intro cannot take the first one over
+      this.hiddenDrops.duplicateIntro += 1
+      return
+    }
+    this.#introPointFor.set(seederPk, { exit, infoHash: payload.infoHash })
     this.sendCell(source, IntroEstablishedPayload, { circuitId, identifier: payload.identifier })
   }
 
