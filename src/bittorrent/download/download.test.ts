@@ -352,6 +352,37 @@ describe('Download over in-memory connections', () => {
     expect(leech.knownPeers().some((p) => p.host === SEED.host && p.source === 'manual')).toBe(true)
   })
 
+  it('takes no peers from ut_pex for a private torrent (BEP 27)', async () => {
+    const t = await makeTorrent({ 'a.bin': 100_000 }, { private: true })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    expect(t.torrent.private).toBe(true)
+    const s = swarm()
+    s.listen(EVIL, (wire: PeerWire) => {
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+      })
+      wire.once('extendedHandshake', () => {
+        wire.sendPex({ added: [{ ...SEED2, flags: 0 }], dropped: [] })
+        // Sent after the ut_pex message: once the leecher sees it, the ut_pex message has been handled.
+        wire.haveAll()
+      })
+    })
+    const leech = s.add(LEECH, {
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: path.join(t.root, 'leech'),
+    })
+    await leech.start()
+    leech.addPeers([EVIL], 'manual')
+    await until(
+      () => leech.peers().some((p) => p.ip === EVIL.host && p.seed),
+      10_000,
+      'the peer after its ut_pex',
+    )
+    expect(leech.knownPeers().map((p) => p.host)).toEqual([EVIL.host])
+  })
+
   it('resumes from resume data without hashing again and without downloading verified pieces', async () => {
     const t = await fixture({ 'a.bin': 600_000 })
     const s = swarm()

@@ -829,7 +829,10 @@ export class Download {
     wire.on('notInterested', () => {
       if (!wire.amChoking && !peer.optimistic) wire.choke()
     })
-    wire.on('pex', (msg) => this.addPeers(msg.added, 'pex'))
+    // Private torrents (BEP 27) learn peers from their trackers only, whatever a peer sends.
+    wire.on('pex', (msg) => {
+      if (this.#torrent?.private !== true) this.addPeers(msg.added, 'pex')
+    })
     if (wire.remoteExtended !== undefined && this.#torrent === undefined) this.#fetchMetadata(peer)
   }
 

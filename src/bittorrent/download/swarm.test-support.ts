@@ -19,7 +19,7 @@ export interface TestTorrent {
 
 export async function makeTorrent(
   sizes: Record<string, number>,
-  opts: { pieceLength?: number; name?: string } = {},
+  opts: { pieceLength?: number; name?: string; private?: boolean } = {},
 ): Promise<TestTorrent> {
   const root = await fsp.mkdtemp(path.join(tmpdir(), 'download-test-'))
   const seedDir = path.join(root, 'seed')
@@ -33,7 +33,10 @@ export async function makeTorrent(
     await fsp.writeFile(file, data)
     files.set(relative, data)
   }
-  const created = await createTorrent(path.join(seedDir, name), { pieceLength: opts.pieceLength ?? 32_768 })
+  const created = await createTorrent(path.join(seedDir, name), {
+    pieceLength: opts.pieceLength ?? 32_768,
+    ...(opts.private === true && { private: true }),
+  })
   return { torrent: created.info, seedDir, files, root }
 }
 
