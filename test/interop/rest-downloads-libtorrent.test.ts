@@ -207,6 +207,67 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
     await stop(proc, base)
   })
 
+  it('resumes a download after kill -9 of the core without fetching its verified pieces again', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tribler-rest-restart-'))
+    const size = 24 * 1024 * 1024
+    const contents = await writeRandomFiles(join(tmp, 'seed'), { 'film.bin': size })
+    const made = await createTorrent({
+      path: join(tmp, 'seed', 'film.bin'),
+      out: join(tmp, 'film.torrent'),
+      pieceLength: 262_144,
+    })
+    // slow enough that the core is killed mid-download; over TCP, whose connections the kernel resets when the
+    // process dies (a uTP connection would linger at the seeder until it times out and hold its upload slot)
+    const seeder = await LibtorrentPeer.start({ host: '127.0.0.66', uploadRate: 1024 * 1024, utp: false })
+    cleanups.push(() => seeder.stop())
+    await seeder.addTorrent({ torrentPath: made.torrentPath, savePath: join(tmp, 'seed') })
+    await seeder.waitFor((s) => s.torrents[0]?.state === 'seeding')
+
+    const stateDir = tempStateDir()
+    writeFileSync(
+      join(stateDir, 'settings.json'),
+      JSON.stringify({ libtorrent: { port: await freePort('127.0.0.1'), dht: false } }),
+    )
+    const magnet = `magnet:?xt=urn:btih:${made.infoHash}&x.pe=${seeder.host}:${seeder.port}`
+    const dest = join(tmp, 'got')
+    const first = core(stateDir)
+    let base = await apiUrl(first)
+    expect((await call(base, 'PUT', '/downloads', { uri: magnet, destination: dest })).status).toBe(200)
+    await vi.waitFor(async () => expect((await downloads(base))[0]?.progress).toBeGreaterThanOrEqual(0.5), {
+      timeout: 120_000,
+      interval: 200,
+    })
+    first.child.kill('SIGKILL')
+    await first.exited
+
+    const second = core(stateDir)
+    base = await apiUrl(second)
+    // The download comes back from the store; what is on disk counts again, checked or from resume data.
+    const resumed = await vi.waitFor(
+      async () => {
+        const [listed] = await downloads(base)
+        expect(listed).toMatchObject({ infohash: made.infoHash, status: 'DLSTATUS_DOWNLOADING' })
+        return listed
+      },
+      { timeout: 60_000, interval: 100 },
+    )
+    expect(resumed.progress).toBeGreaterThanOrEqual(0.4)
+    // the same magnet again names the seeder for the running download
+    expect((await call(base, 'PUT', '/downloads', { uri: magnet })).status).toBe(200)
+    const done = await vi.waitFor(
+      async () => {
+        const [listed] = await downloads(base)
+        expect(listed).toMatchObject({ status: 'DLSTATUS_SEEDING', progress: 1 })
+        return listed
+      },
+      { timeout: 120_000, interval: 250 },
+    )
+    // only what was missing came over the wire again (plus blocks in flight and protocol slack)
+    expect(done.total_down).toBeLessThanOrEqual(size * (1 - resumed.progress) + 2 * 1024 * 1024)
+    expect(readFileSync(join(dest, 'film.bin')).equals(contents.get('film.bin') as Buffer)).toBe(true)
+    await stop(second, base)
+  })
+
   it('fetches a magnet’s metadata for /torrentinfo from a seeder, and times out without one', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'tribler-rest-info-'))
     await writeRandomFiles(join(tmp, 'seed'), { 'film.bin': 200_000 })
