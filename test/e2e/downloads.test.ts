@@ -72,16 +72,16 @@ describe.runIf(runFlow)('downloads page with a real libtorrent seeder', () => {
     await page.waitForSelector('[data-testid=core-state][data-state=STARTED]')
     await page.getByTestId('downloads-empty').waitFor()
 
-    // The dialog fetches the metadata from the seeder named in the magnet and lists the torrent's files.
+    // The dialog fetches the metadata from the seeder named in the magnet and lists the torrent's files. Anonymous
+    // downloads (and their metadata) need circuits; this one goes direct to the loopback seeder.
     await page.getByTestId('add-button').click()
     const dialog = page.getByTestId('add-dialog')
     await dialog.waitFor()
     await page.getByTestId('add-uri').fill(magnet)
     await page.keyboard.press('Enter')
+    await page.getByTestId('add-hops').selectOption('0')
     await expect.poll(() => page.getByTestId('add-name').textContent(), { timeout: 60_000 }).toBe('album')
     await expect(page.getByTestId('add-files').locator('li').count()).resolves.toBe(2)
-    // Anonymous downloads need circuits; this one goes direct to the loopback seeder.
-    await page.getByTestId('add-hops').selectOption('0')
     const destination = join(work, 'downloads')
     await dialog.getByLabel('Save to').fill(destination)
     await screenshot('add-dialog-magnet')

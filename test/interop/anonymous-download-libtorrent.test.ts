@@ -323,7 +323,7 @@ describe.skipIf(!libtorrentAvailable())(
       expectOnlyExitsSeen(node, seen.hosts)
     })
 
-    it('downloads over REST with anon_hops=1, then PATCH anon_hops=2 re-adds it and it seeds through 2 hops', async () => {
+    it('previews a magnet and downloads it over REST with anon_hops=1; PATCH anon_hops=2 re-adds it, seeding through 2 hops', async () => {
       const tmp = await tempDir()
       const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, 4 * 1024 * 1024)])
       const session = new Session({ stateDir: path.join(tmp, 'core'), publicNetwork: false })
@@ -350,6 +350,19 @@ describe.skipIf(!libtorrentAvailable())(
         webSeeds: [],
         peers: [{ host: SEEDER_HOST, port: shared.seeder.port }],
       })
+      // The metadata preview goes through circuits too: by default (number_hops 1, anonymity on) and when asked.
+      const queries: Record<string, string>[] = [{ uri: magnet }, { uri: magnet, hops: '2' }]
+      for (const query of queries) {
+        const info = await app.inject({ method: 'GET', url: `/torrentinfo?${new URLSearchParams(query)}` })
+        expect(info.statusCode).toBe(200)
+        expect(info.json().metainfo.info.name).toBe('payload.bin')
+      }
+      const badHops = await app.inject({
+        method: 'GET',
+        url: `/torrentinfo?${new URLSearchParams({ uri: magnet, hops: '4' })}`,
+      })
+      expect(badHops.json()).toEqual({ error: 'hops must be 0, 1, 2 or 3' })
+      expect(seen.hosts.has(ENGINE_HOST)).toBe(false)
       const put = await app.inject({
         method: 'PUT',
         url: '/downloads',
@@ -381,6 +394,11 @@ describe.skipIf(!libtorrentAvailable())(
         last = await listed()
       } while (!(last.hops === 2 && last.status === 'DLSTATUS_SEEDING') && Date.now() < until2)
       expect(last).toMatchObject({ status: 'DLSTATUS_SEEDING', hops: 2, progress: 1 })
+      // nothing left directly: no TCP dial, no datagram from the direct socket (the DHT is off)
+      expect(session.service<BitTorrentEngine>('bittorrent')?.directTraffic()).toEqual({
+        tcpDials: 0,
+        udpPacketsSent: 0,
+      })
       await seen.stop()
       expect(seen.hosts.size).toBeGreaterThan(0)
       for (const host of seen.hosts) expect(EXIT_HOSTS).toContain(host)

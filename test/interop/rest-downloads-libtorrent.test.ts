@@ -181,10 +181,13 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
     const files = await call(base, 'GET', `/downloads/${made.infoHash}/files`)
     expect(files.body.files.map((f: { included: boolean }) => f.included)).toEqual([false, true])
 
-    // the engine has no anonymous downloads yet: the hop change fails and the download is put back as it was
+    // 1 hop re-adds it anonymously: this core's tunnel community knows no peers, so it waits for circuits;
+    // back to 0 hops it seeds again, its choices kept
     const hops = await call(base, 'PATCH', `/downloads/${made.infoHash}`, { anon_hops: '1' })
-    expect(hops.status).toBe(500)
-    expect(hops.body.error).toMatchObject({ handled: true, code: 'ANON_NOT_SUPPORTED' })
+    expect(hops).toEqual({ status: 200, body: { modified: true, infohash: made.infoHash } })
+    expect((await downloads(base))[0]).toMatchObject({ hops: 1, status: 'DLSTATUS_CIRCUITS' })
+    const back = await call(base, 'PATCH', `/downloads/${made.infoHash}`, { anon_hops: '0' })
+    expect(back.status).toBe(200)
     await vi.waitFor(
       async () =>
         expect((await downloads(base))[0]).toMatchObject({
@@ -284,7 +287,12 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
     const proc = core(stateDir)
     const base = await apiUrl(proc)
     const magnet = `magnet:?xt=urn:btih:${made.infoHash}&x.pe=${seeder.host}:${seeder.port}`
-    const info = await call(base, 'GET', `/torrentinfo?uri=${encodeURIComponent(magnet)}&timeout=60`)
+    // through circuits (the default with anonymity on, or hops=1) nothing can be fetched in this isolated core, and
+    // the seeder is never contacted; hops=0 fetches it directly
+    const anonymous = await call(base, 'GET', `/torrentinfo?uri=${encodeURIComponent(magnet)}&timeout=2`)
+    expect(anonymous).toEqual({ status: 408, body: { error: 'timeout' } })
+    expect((await seeder.status()).torrents[0]?.peers).toEqual([])
+    const info = await call(base, 'GET', `/torrentinfo?uri=${encodeURIComponent(magnet)}&timeout=60&hops=0`)
     expect(info.status).toBe(200)
     expect(info.body.metainfo.info).toMatchObject({ name: 'film.bin', length: 200_000 })
     expect(info.body.metainfo.download_exists).toBe(false)
@@ -300,7 +308,6 @@ describe.skipIf(!libtorrentAvailable())('the /downloads REST API against a real 
       [{ uri: `file:${file}` }, 500, /^invalid torrent file/],
       [{ uri: magnet, destination: join(file, 'sub') }, 400, /^destination is not a writable directory/],
       [{ uri: magnet, anon_hops: '1' }, 400, 'Cannot set anonymous download without safe seeding enabled'],
-      [{ uri: magnet, anon_hops: '1', safe_seeding: '1' }, 500, /not supported yet/],
     ]
     for (const [form, status, error] of refusals) {
       const res = await call(base, 'PUT', '/downloads', form)

@@ -48,6 +48,12 @@ export const torrentinfoRoutes: RouteModule = (app, { session }) => {
           properties: {
             uri: { type: 'string', description: 'file:, http:, https: or magnet: (URL-encoded)' },
             timeout: { type: 'string', description: 'seconds to wait for a magnet’s metadata, default 20' },
+            hops: {
+              type: 'string',
+              description:
+                'anonymity hops 0–3 for fetching a magnet’s metadata (through circuits when > 0); default ' +
+                '`download_defaults.number_hops` when anonymity is enabled and the tunnels run, else 0',
+            },
           },
         },
         response: {
@@ -81,19 +87,20 @@ export const torrentinfoRoutes: RouteModule = (app, { session }) => {
       const uri = formString(query, 'uri')
       if (uri === undefined || uri === '') throw new ApiError('BAD_REQUEST', {}, 'uri parameter missing')
       const timeoutMs = timeoutOf(formString(query, 'timeout'))
+      const hops = hopsOf(formString(query, 'hops'))
       const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase()
       let torrent: Buffer
       if (scheme === 'file') {
         torrent = await fromFile(uri)
       } else if (scheme === 'magnet') {
-        torrent = await fromMagnet(uri, timeoutMs)
+        torrent = await fromMagnet(uri, timeoutMs, hops)
       } else if (scheme === 'http' || scheme === 'https') {
         const fetched = await fetchTorrentUrl(uri).catch((err: unknown) => {
           throw new ApiError('SERVER_ERROR', { cause: err }, errorMessage(err))
         })
         torrent =
           fetched.kind === 'magnet'
-            ? await fromMagnet(fetched.magnet, timeoutMs)
+            ? await fromMagnet(fetched.magnet, timeoutMs, hops)
             : checked(fetched.torrent, 'invalid torrent file')
       } else {
         throw new ApiError('BAD_REQUEST', {}, 'invalid uri')
@@ -133,7 +140,7 @@ export const torrentinfoRoutes: RouteModule = (app, { session }) => {
     return checked(bytes, 'error while decoding torrent file')
   }
 
-  async function fromMagnet(magnet: string, timeoutMs: number): Promise<Buffer> {
+  async function fromMagnet(magnet: string, timeoutMs: number, hops: number | undefined): Promise<Buffer> {
     try {
       parseMagnet(magnet)
     } catch (err) {
@@ -144,10 +151,13 @@ export const torrentinfoRoutes: RouteModule = (app, { session }) => {
     const manager = requireDownloadManager(session)
     let bytes: Uint8Array
     try {
-      bytes = await manager.fetchMetadata(magnet, { timeoutMs })
+      bytes = await manager.fetchMetadata(magnet, { timeoutMs, ...(hops !== undefined && { hops }) })
     } catch (err) {
       if (err instanceof EngineError && err.code === 'METADATA_TIMEOUT') {
         throw new ApiError('TIMEOUT', { cause: err }, 'timeout')
+      }
+      if (err instanceof EngineError && err.code === 'ANON_NOT_SUPPORTED') {
+        throw new HandledError('ANON_NOT_SUPPORTED', err.message)
       }
       if (err instanceof EngineError && err.code === 'NOT_RUNNING') {
         throw new HandledError('RuntimeError', 'BitTorrent engine is not running')
@@ -258,6 +268,13 @@ function checked(torrent: Buffer, message: string): Buffer {
     throw new ApiError('SERVER_ERROR', { cause: err }, `${message}: ${errorMessage(err)}`)
   }
   return torrent
+}
+
+/** `hops`: 0–3, or undefined when not given (the engine's default then). */
+function hopsOf(text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined
+  if (!/^[0-3]$/.test(text)) throw new ApiError('BAD_REQUEST', {}, 'hops must be 0, 1, 2 or 3')
+  return Number(text)
 }
 
 function timeoutOf(text: string | undefined): number {

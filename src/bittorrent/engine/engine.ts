@@ -578,9 +578,11 @@ export class BitTorrentEngine implements DownloadManager, Service {
 
   async fetchMetadata(
     magnet: string,
-    options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+    options: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly hops?: number },
   ): Promise<Uint8Array> {
     this.#requireRunning()
+    const hops = options.hops ?? this.#defaultMetadataHops()
+    this.#anonymous.check(hops)
     let link: MagnetLink
     try {
       link = parseMagnet(magnet)
@@ -590,8 +592,15 @@ export class BitTorrentEngine implements DownloadManager, Service {
     const known = this.#downloads.get(link.infoHashHex)
     const file = known?.torrentFile()
     if (file !== undefined) return file
+    // Through circuits only when anonymous, as the download it previews would be.
+    const anonymous = hops > 0 ? this.#anonymous.get(hops) : undefined
     const download = new Download(
-      { connect: this.connector, peerId: this.peerId, listenPort: this.#port, clock: this.#deps.clock },
+      {
+        connect: anonymous?.connector ?? this.connector,
+        peerId: anonymous?.peerId ?? this.peerId,
+        ...(anonymous === undefined && { listenPort: this.#port }),
+        clock: this.#deps.clock,
+      },
       { infoHash: link.infoHash, downloadDir: this.#defaultDestination(), metadataOnly: true },
     )
     const record: DownloadRecord = {
@@ -599,7 +608,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
       torrent: null,
       magnet,
       destination: '',
-      hops: 0,
+      hops,
       safeSeeding: false,
       selectedFiles: [],
       userStopped: false,
@@ -761,6 +770,20 @@ export class BitTorrentEngine implements DownloadManager, Service {
         {},
         this.enabled ? 'The BitTorrent engine is not running' : 'BitTorrent is disabled (libtorrent.enabled)',
       )
+    }
+  }
+
+  /** Tribler's default for metadata lookups: the default hops when anonymity is on and circuits can be made. */
+  #defaultMetadataHops(): number {
+    const config = this.#deps.config
+    if (!config.getBoolean('download_defaults', 'anonymity_enabled')) return 0
+    const hops = config.getNumber('download_defaults', 'number_hops')
+    if (!Number.isInteger(hops) || hops <= 0 || hops > 3) return 0
+    try {
+      this.#anonymous.check(hops)
+      return hops
+    } catch {
+      return 0
     }
   }
 

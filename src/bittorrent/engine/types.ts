@@ -167,10 +167,12 @@ export interface DownloadManager {
   /**
    * The .torrent of a magnet, fetched from peers (trackers in the magnet, DHT, connected peers) or returned at
    * once when a download already has it. Rejects with `EngineError('METADATA_TIMEOUT')` after `timeoutMs`.
+   * `hops` > 0 fetches it through circuits only (`ANON_NOT_SUPPORTED` without tunnels); unset, it is
+   * `download_defaults.number_hops` when `anonymity_enabled` and the tunnels run, else 0.
    */
   fetchMetadata(
     magnet: string,
-    options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+    options: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly hops?: number },
   ): Promise<Uint8Array>
   /** Session-wide limits in bytes/s, 0 = unlimited (the `libtorrent.max_*_rate` settings). */
   rateLimits(): { readonly download: number; readonly upload: number }

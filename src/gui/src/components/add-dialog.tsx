@@ -113,7 +113,8 @@ export function AddTorrentDialog({
     else if (initial?.kind === 'text' && initial.text !== '') setUri(toTorrentUri(initial.text))
   }, [])
 
-  // Metainfo for the chosen URI; magnets may take up to the core's 20 s metadata timeout.
+  // Metainfo for the chosen URI; magnets may take up to the core's 20 s metadata timeout. A magnet's metadata is
+  // fetched with the chosen hops, so an anonymous download is not previewed directly.
   const canReadInfo = offers('/torrentinfo') !== 'no'
   const canAdd = offers('/downloads') !== 'no'
   useEffect(() => {
@@ -124,7 +125,7 @@ export function AddTorrentDialog({
     }
     const controller = new AbortController()
     setInfo({ kind: 'loading' })
-    api.get<TorrentInfo>('/torrentinfo', { uri }, controller.signal).then(
+    api.get<TorrentInfo>('/torrentinfo', { uri, hops }, controller.signal).then(
       (body) => {
         const metainfo = body?.metainfo
         if (!metainfo?.info) {
@@ -147,7 +148,7 @@ export function AddTorrentDialog({
       },
     )
     return () => controller.abort()
-  }, [api, uri, canReadInfo])
+  }, [api, uri, canReadInfo, hops])
 
   const files = useMemo(() => (info.kind === 'ready' ? torrentFiles(info.metainfo.info) : []), [info])
   const selectedSize = files.reduce((sum, f, i) => sum + (selected[i] ? f.size : 0), 0)
