@@ -89,7 +89,7 @@ describe.runIf(runFlow)('an anonymous download in the GUI', () => {
     await dialog.waitFor()
     await page.getByTestId('add-uri').fill(magnet)
     await page.keyboard.press('Enter')
-    // The metadata comes straight from the seeder named in the magnet; the download then goes through circuits.
+    // The preview uses the dialog's hops (the default, 1): the metadata comes through a circuit, as the download.
     await expect.poll(() => page.getByTestId('add-name').textContent(), { timeout: 60_000 }).toBe('clip.bin')
     await page.getByTestId('add-hops').selectOption('1')
     const destination = join(work, 'downloads')
