@@ -740,6 +740,7 @@ export class Download {
       transport: conn.transport,
       direction: 'L',
       candidate: c,
+      encrypted: conn.encrypted === true,
     })
     wire.on('handshake', () => this.#onHandshake(peer))
   }

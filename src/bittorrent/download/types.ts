@@ -10,6 +10,8 @@ export type PeerSource = 'tracker' | 'dht' | 'pex' | 'lsd' | 'manual' | 'incomin
 export interface PeerConnection {
   readonly stream: Duplex
   readonly transport: 'tcp' | 'utp'
+  /** Whether the stream runs over message stream encryption (BEP 8's MSE). Default false. */
+  readonly encrypted?: boolean
 }
 
 /** Dials a peer: a TCP socket, a uTP stream, or one end of an in-process pair in tests. */

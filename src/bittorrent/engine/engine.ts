@@ -37,7 +37,14 @@ import {
   type TransferLimiter,
 } from '../download/index.js'
 import { bindLsdSocket, LocalServiceDiscovery, type LsdSocket } from '../lsd/index.js'
-import { acceptConnection, req2Hash } from '../mse/index.js'
+import {
+  acceptConnection,
+  type EncryptionPolicy,
+  MseError,
+  type MseErrorCode,
+  openOutgoing,
+  req2Hash,
+} from '../mse/index.js'
 import { PeerWire } from '../peer-wire/index.js'
 import { HttpTrackerClient, TrackerManager, UdpTrackerClient } from '../tracker/index.js'
 import { UtpSocket } from '../utp/index.js'
@@ -67,6 +74,13 @@ const DHT_RETRY_MS = 5000
  * file descriptors; further ones are closed at once until some finish.
  */
 export const MAX_PENDING_INCOMING = 100
+/** Peers of one torrent remembered as speaking plain BitTorrent only (dialled without MSE), at most. */
+const MAX_PLAINTEXT_PEERS = 1000
+/**
+ * How an MSE handshake we start fails when the peer does not speak MSE: it closes on our Diffie-Hellman bytes,
+ * waits for a plain handshake, or answers with one. Such peers get one more dial in plain BitTorrent.
+ */
+const NO_MSE_FAILURES: ReadonlySet<MseErrorCode> = new Set(['CLOSED', 'TIMEOUT', 'SYNC_NOT_FOUND'])
 
 /** What the engine takes from the session (a subset of its `ServiceDeps`). */
 export interface EngineDeps {
@@ -102,6 +116,13 @@ export interface EngineOptions {
    * tunnel community off) such downloads are refused.
    */
   readonly tunnels?: () => TunnelCommunity | undefined
+  /**
+   * Message stream encryption of peer connections, both directions (libtorrent's `out_enc_policy` and
+   * `in_enc_policy`). `enabled` (default) dials with MSE, lets the peer choose an RC4 or a plaintext payload, and
+   * dials plain BitTorrent once more when the peer does not speak MSE; incoming peers may use either. `forced`
+   * speaks MSE only; `disabled` plain BitTorrent only.
+   */
+  readonly encryption?: EncryptionPolicy
 }
 
 /** A Download with its discovery (trackers, DHT) and its stored record. */
@@ -596,7 +617,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     const anonymous = hops > 0 ? this.#anonymous.get(hops) : undefined
     const download = new Download(
       {
-        connect: anonymous?.connector ?? this.connector,
+        connect: this.encryptingConnector(link.infoHash, anonymous?.connector ?? this.connector),
         peerId: anonymous?.peerId ?? this.peerId,
         ...(anonymous === undefined && { listenPort: this.#port }),
         clock: this.#deps.clock,
@@ -697,6 +718,39 @@ export class BitTorrentEngine implements DownloadManager, Service {
       return { stream: this.#throttled(conn), transport: 'utp' } satisfies PeerConnection
     }
     throw firstError ?? new Error('no transport enabled')
+  }
+
+  /**
+   * Dials peers of one torrent through `connect` with message stream encryption, as libtorrent's `enabled` outgoing
+   * policy does: an MSE handshake offering both payload methods (the peer chooses, we do not prefer RC4), and when
+   * it fails the way a peer without MSE makes it fail, one more dial in plain BitTorrent; such a peer is dialled
+   * plain from then on.
+   */
+  encryptingConnector(infoHash: Uint8Array, connect: PeerConnector): PeerConnector {
+    const policy = this.#opts.encryption ?? 'enabled'
+    if (policy === 'disabled') return connect
+    const plaintextPeers = new Set<string>()
+    return async (peer, opts) => {
+      const key = `${peer.host}:${peer.port}`
+      if (plaintextPeers.has(key)) return connect(peer, opts)
+      const raw = await connect(peer, opts)
+      try {
+        const out = await openOutgoing(raw.stream, {
+          policy,
+          infoHash,
+          preferRc4: false,
+          signal: opts.signal,
+        })
+        return { stream: out.stream, transport: raw.transport, encrypted: true }
+      } catch (err) {
+        const noMse = err instanceof MseError && NO_MSE_FAILURES.has(err.code)
+        if (policy === 'forced' || opts.signal.aborted || !noMse) throw err
+        this.#log.debug('peer does not speak MSE, dialling plain', { peer: key, err: errorMessage(err) })
+        if (plaintextPeers.size >= MAX_PLAINTEXT_PEERS) plaintextPeers.clear()
+        plaintextPeers.add(key)
+        return connect(peer, opts)
+      }
+    }
   }
 
   trackerManager(handle: EngineDownload, tiers: string[][]): TrackerManager {
@@ -821,8 +875,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
     // A download with hops > 0 gets only the anonymous transport of its hop count: no TCP, no direct socket.
     // Bound late, so a download stored while the tunnel community is off loads and refuses to dial.
     const hops = record.hops
-    const connect: PeerConnector =
-      hops > 0 ? (peer, opts) => this.#anonymous.get(hops).connector(peer, opts) : this.connector
+    const connect = this.encryptingConnector(
+      infoHash,
+      hops > 0 ? (peer, opts) => this.#anonymous.get(hops).connector(peer, opts) : this.connector,
+    )
     const deps = {
       connect,
       peerId: hops > 0 ? this.#anonymous.identity(hops).peerId : this.peerId,
@@ -986,11 +1042,11 @@ export class BitTorrentEngine implements DownloadManager, Service {
       return
     }
     // Plain BitTorrent or message stream encryption (BEP 8's MSE), whichever the peer starts with, as libtorrent's
-    // `enabled` policy accepts both.
+    // `enabled` policy accepts both; `forced` and `disabled` refuse one of them.
     stream.on('error', () => undefined)
     this.#handshaking.add(stream)
     acceptConnection(this.#throttled(stream), {
-      policy: 'enabled',
+      policy: this.#opts.encryption ?? 'enabled',
       lookup: (hash) => this.#lookupEncrypted(hash, anonymous?.hops ?? 0),
     })
       .then(
