@@ -45,6 +45,8 @@ const MAX_DIAL_FAILURES = 8
 export const MAX_PEER_CANDIDATES = 3000
 /** Verified pieces waiting for the disk before requests pause: bounds memory when the disk is slower than the swarm. */
 const DEFAULT_MAX_PENDING_WRITE_BYTES = 24 * 1024 * 1024
+/** Piece buffers kept for reuse once their piece is on disk, so a download does not allocate one per piece. */
+const SPARE_PIECE_BUFFERS = 16
 /** Reads of the peer's requests in flight per peer. */
 const MAX_READS_PER_PEER = 8
 /** Pieces kept in memory for serving (bytes). */
@@ -182,6 +184,8 @@ export class Download {
   readonly #banned = new Set<string>()
   /** Blocks of pieces in progress, by piece. */
   readonly #partial = new Map<number, Buffer>()
+  /** Full-size piece buffers free for reuse (see {@link SPARE_PIECE_BUFFERS}). */
+  #spare: Buffer[] = []
   #pendingWrites = 0
   #pendingWriteBytes = 0
   #writesIdle: Array<() => void> = []
@@ -326,6 +330,7 @@ export class Download {
     if (this.#state !== 'DLSTATUS_STOPPED_ON_ERROR') this.#setState('DLSTATUS_STOPPED')
     this.#readCache.clear()
     this.#partial.clear()
+    this.#spare = []
     this.#rebuildPicker()
     await this.#storage?.close()
     this.#storage = undefined
@@ -1018,7 +1023,8 @@ export class Download {
     } else {
       let buf = this.#partial.get(index)
       if (buf === undefined) {
-        buf = Buffer.allocUnsafe(picker.pieceSize(index))
+        const size = picker.pieceSize(index)
+        buf = (size === torrent.pieceLength ? this.#spare.pop() : undefined) ?? Buffer.allocUnsafe(size)
         this.#partial.set(index, buf)
       }
       block.copy(buf, begin)
@@ -1038,6 +1044,7 @@ export class Download {
     const ok = createHash('sha1').update(data).digest().equals(torrent.pieces[index]!)
     if (!ok) {
       this.#hashFailed(index, picker.pieceFailed(index), data.length)
+      this.#recycle(data)
       return
     }
     picker.pieceVerified(index)
@@ -1046,12 +1053,21 @@ export class Download {
     this.#pendingWrites++
     this.#pendingWriteBytes += data.length
     storage.writeBlock(index, 0, data).then(
-      () => this.#written(index, data.length),
+      () => {
+        this.#recycle(data)
+        this.#written(index, data.length)
+      },
       (err: unknown) => {
         this.#writeSettled(data.length)
         this.#fail(err)
       },
     )
+  }
+
+  /** Keeps a piece buffer nothing refers to any more for the next piece. */
+  #recycle(buf: Buffer): void {
+    if (buf.length === this.#torrent?.pieceLength && this.#spare.length < SPARE_PIECE_BUFFERS)
+      this.#spare.push(buf)
   }
 
   #written(index: number, bytes: number): void {
