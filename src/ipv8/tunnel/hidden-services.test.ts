@@ -347,6 +347,29 @@ describe('HiddenTunnelCommunity (in-memory network)', () => {
     expect(session.circuit.state).toBe('ready')
   })
 
+  it('gives up cleanly on a swarm nobody seeds and on a seeder key no introduction point knows', async () => {
+    const s = await setup()
+    const downloader = s.net.node(DOWNLOADER).community
+    await s.settle(downloader.circuit(1, { timeoutMs: 30_000 }))
+    const none = await s.settle(downloader.lookupHidden(INFO_HASH, { hops: 1, timeoutMs: 3_000 }))
+    expect(none).toEqual([])
+    const exit = s.net.node(EXITS[0] as number)
+    const before = exit.community.hiddenDrops.unknownSeeder
+    const bogus = {
+      address: exit.socket.local,
+      key: exit.key.publicKey.toBin(),
+      seederPk: PrivateKey.generate().publicKey.toBin(),
+      source: 0,
+    }
+    await expect(
+      s.settle(downloader.connectHidden(INFO_HASH, bogus, { hops: 1, timeoutMs: 5_000 })),
+    ).rejects.toMatchObject({ code: 'NO_CIRCUIT' })
+    expect(exit.community.hiddenDrops.unknownSeeder).toBe(before + 1)
+    await expect(
+      s.settle(downloader.connectHidden(INFO_HASH, { ...bogus, seederPk: Buffer.from('junk') }, { hops: 1 })),
+    ).rejects.toMatchObject({ code: 'BAD_REQUEST' })
+  })
+
   it('refuses bad seeding requests', async () => {
     const s = await setup()
     const seeder = s.net.node(SEEDER).community

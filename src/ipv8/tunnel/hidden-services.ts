@@ -226,6 +226,11 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
 
   #keepIntroPoints(): void {
     if (!this.running) return
+    // forget introduction and rendezvous points whose circuits are gone
+    for (const [seederPk, entry] of this.#introPointFor)
+      if (this.exitSockets.get(entry.exit.circuitId) !== entry.exit) this.#introPointFor.delete(seederPk)
+    for (const [cookie, exit] of this.#rendezvousFor)
+      if (this.exitSockets.get(exit.circuitId) !== exit) this.#rendezvousFor.delete(cookie)
     for (const state of this.#seeding.values()) {
       for (const circuit of [...state.introCircuits.keys()])
         if (circuit.state === 'closing') state.introCircuits.delete(circuit)
@@ -251,7 +256,12 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     if (first === undefined || this.#seeding.get(state.infoHash.toString('hex')) !== state) return
     const identifier = this.requestCache.add(
       'intro',
-      { onTimeout: () => this.removeCircuit(circuit.circuitId, 'no intro-established') } as Pending,
+      {
+        onTimeout: () => {
+          this.#answers.delete(`intro:${identifier}`)
+          this.removeCircuit(circuit.circuitId, 'no intro-established')
+        },
+      } as Pending,
       { timeoutMs: this.settings.nextHopTimeoutMs },
     )
     this.#answers.set(`intro:${identifier}`, {
@@ -299,7 +309,12 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
       const cookie = randomBytes(20)
       const identifier = this.requestCache.add(
         'rendezvous',
-        { onTimeout: () => this.removeCircuit(rp.circuitId, 'no rendezvous-established') } as Pending,
+        {
+          onTimeout: () => {
+            this.#answers.delete(`rendezvous:${identifier}`)
+            this.removeCircuit(rp.circuitId, 'no rendezvous-established')
+          },
+        } as Pending,
         { timeoutMs: this.settings.nextHopTimeoutMs },
       )
       this.#answers.set(`rendezvous:${identifier}`, {
@@ -344,9 +359,18 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     const circuit = circuits[0]
     if (circuit === undefined) return Promise.reject(new TunnelError('NO_CIRCUIT', { hops: opts.hops }))
     return new Promise((resolve) => {
-      const identifier = this.requestCache.add('peers', { onTimeout: () => resolve([]) } as Pending, {
-        timeoutMs: opts.timeoutMs ?? 10_000,
-      })
+      const identifier = this.requestCache.add(
+        'peers',
+        {
+          onTimeout: () => {
+            this.#peersWaiting.delete(identifier)
+            resolve([])
+          },
+        } as Pending,
+        {
+          timeoutMs: opts.timeoutMs ?? 10_000,
+        },
+      )
       this.#peersWaiting.set(identifier, {
         infoHash: hash,
         resolve: (peers) => resolve(peers.map((p) => ({ ...p, via: circuit.circuitId }))),
@@ -397,9 +421,18 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
       }
       const timer = this.clock.setTimeout(() => fail('hidden connection timed out'), opts.timeoutMs ?? 30_000)
       const ephemeral = generateEphemeralKey()
-      const identifier = this.requestCache.add('e2e', { onTimeout: () => {} } as Pending, {
-        timeoutMs: opts.timeoutMs ?? 30_000,
-      })
+      const identifier = this.requestCache.add(
+        'e2e',
+        {
+          onTimeout: () => {
+            this.#e2eWaiting.delete(identifier)
+            fail('no created-e2e')
+          },
+        } as Pending,
+        {
+          timeoutMs: opts.timeoutMs ?? 30_000,
+        },
+      )
       this.#e2eWaiting.set(identifier, {
         ephemeral,
         seederKey,
@@ -417,7 +450,13 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
             if (first === undefined) return
             const linkId = this.requestCache.add(
               'link',
-              { onTimeout: () => fail('no linked-e2e') } as Pending,
+              {
+                onTimeout: () => {
+                  this.#answers.delete(`link:${linkId}`)
+                  this.removeCircuit(rp.circuitId, 'no linked-e2e')
+                  fail('no linked-e2e')
+                },
+              } as Pending,
               {
                 timeoutMs: this.settings.nextHopTimeoutMs,
               },
