@@ -96,6 +96,15 @@ interface Candidate {
   connected: boolean
 }
 
+/** How a peer connection came about. */
+interface PeerMeta {
+  address: SocketAddress
+  transport: 'tcp' | 'utp'
+  direction: 'L' | 'R'
+  candidate?: Candidate
+  encrypted?: boolean
+}
+
 /** One connected peer. */
 class Peer {
   readonly wire: PeerWire
@@ -119,17 +128,7 @@ class Peer {
   readonly down: RateMeter
   readonly up: RateMeter
 
-  constructor(
-    wire: PeerWire,
-    meta: {
-      address: SocketAddress
-      transport: 'tcp' | 'utp'
-      direction: 'L' | 'R'
-      candidate?: Candidate
-      encrypted?: boolean
-    },
-    clock: Clock,
-  ) {
+  constructor(wire: PeerWire, meta: PeerMeta, clock: Clock) {
     this.wire = wire
     this.encrypted = meta.encrypted === true
     this.address = meta.address
@@ -413,10 +412,7 @@ export class Download {
    * Takes an incoming connection whose handshake named this torrent. Call it from the wire's `handshake` listener:
    * our handshake is sent at once. Returns false (and closes it) when the download does not accept peers now.
    */
-  acceptIncoming(
-    wire: PeerWire,
-    meta: { address: SocketAddress; transport: 'tcp' | 'utp'; encrypted?: boolean },
-  ): boolean {
+  acceptIncoming(wire: PeerWire, meta: Omit<PeerMeta, 'direction' | 'candidate'>): boolean {
     if (
       !this.acceptsPeers ||
       this.#peers.size >= this.#maxConnections ||
@@ -756,16 +752,7 @@ export class Download {
     c.nextAttemptMs = this.#clock.monotonic() + Math.min(MAX_RECONNECT_MS, base * 2 ** (c.failures - 1))
   }
 
-  #track(
-    wire: PeerWire,
-    meta: {
-      address: SocketAddress
-      transport: 'tcp' | 'utp'
-      direction: 'L' | 'R'
-      candidate?: Candidate
-      encrypted?: boolean
-    },
-  ): Peer {
+  #track(wire: PeerWire, meta: PeerMeta): Peer {
     const peer = new Peer(wire, meta, this.#clock)
     this.#peers.add(peer)
     wire.on('close', (err) => this.#onClose(peer, err))
