@@ -123,6 +123,54 @@ describe('BitTorrentEngine over loopback sockets', () => {
     await expect(fsp.stat(path.join(dir, t.torrent.name, 'a.bin'))).rejects.toThrow()
   })
 
+  it('counts the upload of earlier runs into the seeding ratio after a restart', async () => {
+    const t = await makeTorrent({ 'a.bin': 1_000_000 }, { pieceLength: 32_768 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const size = t.torrent.totalLength
+    const base = await tempDir()
+    const ratio = { settings: { download_defaults: { seeding_mode: 'ratio', seeding_ratio: 1.5 } } }
+    const seedState = path.join(base, 'seeder')
+    const seeder = await engineAt(seedState, '127.0.0.171', ratio)
+    const torrentFile = torrentFileOf(t.torrent, [])
+    const { infoHash } = await seeder.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: t.seedDir,
+    })
+    await until(() => stateOf(seeder, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+
+    // First run: one whole copy goes up, ratio 1 of 1.5, so the seeder keeps seeding.
+    const first = await engineAt(path.join(base, 'first'), '127.0.0.172')
+    await first.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: path.join(base, 'o1'),
+    })
+    first.engine.addPeers(infoHash, [{ host: '127.0.0.171', port: seeder.engine.port }])
+    await until(() => stateOf(first, infoHash) === 'DLSTATUS_SEEDING', 40_000, 'first download')
+    await until(() => seeder.engine.get(infoHash)!.status().totalUp >= size, 20_000, 'upload counted')
+    await first.stop()
+    const uploaded = seeder.engine.get(infoHash)!.status().totalUp
+    expect(stateOf(seeder, infoHash)).toBe('DLSTATUS_SEEDING')
+    await seeder.stop()
+
+    // Second run: the stored total comes back, and half a copy more meets the ratio.
+    const again = await engineAt(seedState, '127.0.0.171', ratio)
+    expect(again.engine.get(infoHash)!.status().totalUp).toBe(uploaded)
+    await until(() => stateOf(again, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder restart')
+    expect(again.engine.download(infoHash)!.totals.up).toBe(0)
+    const second = await engineAt(path.join(base, 'second'), '127.0.0.173')
+    await second.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: path.join(base, 'o2'),
+    })
+    second.engine.addPeers(infoHash, [{ host: '127.0.0.171', port: again.engine.port }])
+    await until(() => stateOf(again, infoHash) === 'DLSTATUS_STOPPED', 40_000, 'seeding ratio met')
+    const thisRun = again.engine.download(infoHash)!.totals.up
+    expect(thisRun).toBeGreaterThan(0)
+    expect(thisRun).toBeLessThan(1.5 * size)
+    expect(again.engine.get(infoHash)!.status().totalUp).toBe(uploaded + thisRun)
+    expect(uploaded + thisRun).toBeGreaterThanOrEqual(1.5 * size)
+  })
+
   it('finds the seeder through the DHT, with no tracker and no peer given', async () => {
     const t = await makeTorrent({ 'a.bin': 700_000 }, { pieceLength: 32_768 })
     cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))

@@ -66,6 +66,8 @@ export interface DownloadOptions {
   readonly selectedFiles?: readonly number[]
   /** Resume data saved by an earlier run. */
   readonly resumeData?: Uint8Array
+  /** Payload bytes received and sent by earlier runs, counted into the all-time totals and the seeding ratio. */
+  readonly previousTotals?: { readonly down: number; readonly up: number }
   /** Fetch the metadata only (no storage, no pieces): `metadata` is emitted and nothing else is done. */
   readonly metadataOnly?: boolean
   readonly tuning?: DownloadTuning
@@ -260,6 +262,15 @@ export class Download {
     }
   }
 
+  /**
+   * Payload bytes received and sent over the download's lifetime: earlier runs (`previousTotals`) and this one, as
+   * libtorrent's `all_time_download`/`all_time_upload`.
+   */
+  get allTimeTotals(): { down: number; up: number } {
+    const previous = this.#opts.previousTotals
+    return { down: (previous?.down ?? 0) + this.#totalDown, up: (previous?.up ?? 0) + this.#totalUp }
+  }
+
   /** Peers that completed a handshake since this object was made, by transport. */
   get connections(): { readonly tcp: number; readonly utp: number } {
     return { ...this.#connections }
@@ -438,6 +449,7 @@ export class Download {
     const picker = this.#picker
     const wanted = this.#wantedBytes()
     const done = this.#doneWantedBytes()
+    const allTime = this.allTimeTotals
     const speedDown = this.#down.ratePerSec
     const speedUp = this.#up.ratePerSec
     let progress = 0
@@ -456,9 +468,9 @@ export class Download {
       size: torrent?.totalLength ?? 0,
       speedDown,
       speedUp,
-      totalDown: this.#totalDown,
-      totalUp: this.#totalUp,
-      ratio: this.#totalDown === 0 ? 0 : this.#totalUp / this.#totalDown,
+      totalDown: allTime.down,
+      totalUp: allTime.up,
+      ratio: allTime.down === 0 ? 0 : allTime.up / allTime.down,
       eta,
       numPeers: Math.max(known, active.length) - seeds,
       numSeeds: seeds,
@@ -1306,7 +1318,7 @@ export class Download {
         done = true
         break
       case 'ratio':
-        done = size > 0 && this.#totalUp / size >= policy.ratio
+        done = size > 0 && this.allTimeTotals.up / size >= policy.ratio
         break
       case 'time':
         done = seededMinutes >= policy.timeMinutes

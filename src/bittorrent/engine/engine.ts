@@ -774,8 +774,9 @@ export class BitTorrentEngine implements DownloadManager, Service {
           const status = handle.download.status()
           const size = status.size
           return {
-            uploaded: status.totalUp,
-            downloaded: status.totalDown,
+            // This run's bytes, as libtorrent announces; the status shows the all-time totals.
+            uploaded: handle.download.totals.up,
+            downloaded: handle.download.totals.down,
             left: Math.max(
               0,
               Math.round(size * (1 - (status.state === 'DLSTATUS_METADATA' ? 0 : status.progress))),
@@ -886,7 +887,11 @@ export class BitTorrentEngine implements DownloadManager, Service {
       clock: this.#deps.clock,
       logger: this.#deps.logger('bittorrent:download'),
       seedingPolicy: () => this.#seedingPolicy(),
-      saveResumeData: async (data: Buffer) => this.#table.writeResume(record.infoHash, data),
+      // The all-time totals go with the resume data: periodically, on finishing and on stopping.
+      saveResumeData: async (data: Buffer) => {
+        this.#table.writeResume(record.infoHash, data)
+        this.#table.writeTotals(record.infoHash, download.allTimeTotals)
+      },
       ...(this.#opts.limiter === undefined ? {} : { limiter: this.#opts.limiter }),
     }
     const download = new Download(deps, {
@@ -896,6 +901,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
       downloadDir: record.destination,
       selectedFiles: record.selectedFiles,
       ...(resume === undefined ? {} : { resumeData: resume }),
+      previousTotals: this.#table.readTotals(record.infoHash),
       tuning: this.#tuning(),
     })
     const handle = new EngineDownload(this, record, download, [...(magnet?.trackers ?? [])])

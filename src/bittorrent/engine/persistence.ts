@@ -41,6 +41,13 @@ export const ENGINE_MIGRATIONS: MigrationSet = {
           time_added INTEGER NOT NULL
         )`),
     },
+    {
+      version: 2,
+      description: 'Keeping all-time payload totals of downloads',
+      up: (db) =>
+        db.exec(`ALTER TABLE bittorrent_downloads ADD COLUMN total_down INTEGER NOT NULL DEFAULT 0;
+          ALTER TABLE bittorrent_downloads ADD COLUMN total_up INTEGER NOT NULL DEFAULT 0`),
+    },
   ],
 }
 
@@ -54,6 +61,8 @@ interface Row {
   selected_files: string
   user_stopped: number
   time_added: number
+  total_down: number
+  total_up: number
 }
 
 /** Downloads in the store and their resume data files. */
@@ -74,9 +83,13 @@ export class DownloadTable {
   put(record: DownloadRecord): void {
     this.#db()
       .prepare(
-        `INSERT OR REPLACE INTO bittorrent_downloads
+        `INSERT INTO bittorrent_downloads
           (infohash, torrent, magnet, destination, hops, safe_seeding, selected_files, user_stopped, time_added)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+          ON CONFLICT (infohash) DO UPDATE SET torrent = excluded.torrent, magnet = excluded.magnet,
+            destination = excluded.destination, hops = excluded.hops, safe_seeding = excluded.safe_seeding,
+            selected_files = excluded.selected_files, user_stopped = excluded.user_stopped,
+            time_added = excluded.time_added`,
       )
       .run(
         record.infoHash,
@@ -89,6 +102,20 @@ export class DownloadTable {
         record.userStopped ? 1 : 0,
         record.timeAdded,
       )
+  }
+
+  /** Payload bytes a download received and sent over its lifetime, as last saved (zeros when never saved). */
+  readTotals(infoHash: string): { down: number; up: number } {
+    const row = this.#db()
+      .prepare('SELECT total_down, total_up FROM bittorrent_downloads WHERE infohash = ?')
+      .get(infoHash) as { total_down: number; total_up: number } | undefined
+    return { down: row?.total_down ?? 0, up: row?.total_up ?? 0 }
+  }
+
+  writeTotals(infoHash: string, totals: { down: number; up: number }): void {
+    this.#db()
+      .prepare('UPDATE bittorrent_downloads SET total_down = ?, total_up = ? WHERE infohash = ?')
+      .run(Math.round(totals.down), Math.round(totals.up), infoHash)
   }
 
   delete(infoHash: string): void {

@@ -64,6 +64,7 @@ export interface DownloadStatus {
   readonly size: number
   readonly speedDown: number
   readonly speedUp: number
+  /** Payload bytes received and sent over the download's lifetime, across restarts (libtorrent's all-time totals). */
   readonly totalDown: number
   readonly totalUp: number
   /** Uploaded / size downloaded so far (0 when nothing was downloaded). */
