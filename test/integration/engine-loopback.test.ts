@@ -75,6 +75,48 @@ describe('BitTorrentEngine over loopback sockets', () => {
     })
   }
 
+  it('merges the trackers and dials the peers of a magnet added again for a download it already has', async () => {
+    const t = await makeTorrent({ 'a.bin': 700_000 }, { pieceLength: 32_768 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const seeder = await engineAt(path.join(base, 'seeder'), '127.0.0.63')
+    const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.64')
+    const torrentFile = torrentFileOf(t.torrent, [])
+    const { infoHash } = await seeder.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: t.seedDir,
+    })
+    await until(() => stateOf(seeder, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+    const dir = path.join(base, 'out')
+    expect(
+      await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir }),
+    ).toEqual({ infoHash, added: true })
+    const tracker = 'http://127.0.0.64:1/announce'
+    const magnet = formatMagnet({
+      infoHash: t.torrent.infoHash,
+      trackers: [tracker],
+      webSeeds: [],
+      peers: [{ host: '127.0.0.63', port: seeder.engine.port }],
+    })
+    expect(await leecher.engine.add({ source: { kind: 'magnet', magnet } })).toEqual({
+      infoHash,
+      added: false,
+    })
+    expect(leecher.engine.list()).toHaveLength(1)
+    expect(
+      leecher.engine
+        .get(infoHash)
+        ?.status()
+        .trackers.map((e) => e.url),
+    ).toContain(tracker)
+    await until(
+      () => stateOf(leecher, infoHash) === 'DLSTATUS_SEEDING',
+      40_000,
+      'download from the merged peer',
+    )
+    expect(await sameBytes(t, dir)).toBe(true)
+  })
+
   it('gets a magnet’s metadata from its x.pe peer, downloads, and keeps it all across a restart', async () => {
     const t = await makeTorrent({ 'a.bin': 1_000_000, 'b.bin': 200_000 }, { pieceLength: 32_768 })
     cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))

@@ -138,6 +138,8 @@ class EngineDownload implements DownloadHandle {
   #lookup: AbortController | undefined
   #dhtTimer: ReturnType<typeof setTimeout> | undefined
   readonly #extraTrackers: string[]
+  /** Whether trackers, the DHT and LSD are looking for peers (between start and stop of discovery). */
+  #discovering = false
   /** Set while an anonymous download waits for its first circuit (state `DLSTATUS_CIRCUITS`). */
   #circuitWait: AbortController | undefined
 
@@ -158,6 +160,24 @@ class EngineDownload implements DownloadHandle {
     const tiers = (this.torrent?.trackers ?? []).map((t) => [...t])
     for (const url of this.#extraTrackers) if (!tiers.some((t) => t.includes(url))) tiers.push([url])
     return tiers
+  }
+
+  /**
+   * What adding the same infohash again brings: trackers it did not have (tracker announces restart with them) and
+   * peers to dial. Nothing else of the download changes.
+   */
+  merge(trackers: readonly string[], peers: readonly SocketAddress[]): void {
+    const known = new Set(this.trackerTiers().flat())
+    const added = trackers.filter((url) => !known.has(url))
+    if (added.length > 0) {
+      this.#extraTrackers.push(...new Set(added))
+      if (this.#discovering) {
+        void this.trackers?.stop()
+        this.trackers = undefined
+        this.#startTrackers()
+      }
+    }
+    if (peers.length > 0) this.download.addPeers(peers, 'manual')
   }
 
   status(): DownloadStatus {
@@ -279,17 +299,19 @@ class EngineDownload implements DownloadHandle {
     void this.trackers?.announce('completed')
   }
 
+  #startTrackers(): void {
+    const tiers = this.trackerTiers()
+    if (tiers.length === 0) return
+    const trackers = this.#engine.trackerManager(this, tiers)
+    trackers.events.on('peers', ({ peers }) => this.download.addPeers(peers, 'tracker'))
+    this.trackers = trackers
+    void trackers.start()
+  }
+
   #startDiscovery(): void {
     const engine = this.#engine
-    if (this.trackers === undefined) {
-      const tiers = this.trackerTiers()
-      if (tiers.length > 0) {
-        const trackers = engine.trackerManager(this, tiers)
-        trackers.events.on('peers', ({ peers }) => this.download.addPeers(peers, 'tracker'))
-        this.trackers = trackers
-        void trackers.start()
-      }
-    }
+    this.#discovering = true
+    if (this.trackers === undefined) this.#startTrackers()
     const isPrivate = this.torrent?.private === true
     // Anonymous downloads find peers through trackers and the DHT reached over circuits, PEX and added peers.
     if (!isPrivate && this.record.hops === 0) engine.lsdAdd(this.download.infoHash)
@@ -311,6 +333,7 @@ class EngineDownload implements DownloadHandle {
   }
 
   #stopDiscovery(): void {
+    this.#discovering = false
     if (this.#dhtTimer !== undefined) clearTimeout(this.#dhtTimer)
     this.#dhtTimer = undefined
     this.#lookup?.abort()
@@ -533,7 +556,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
     }
     const infoHash = torrent?.infoHashHex ?? magnet!.infoHashHex
     const existing = this.#downloads.get(infoHash)
-    if (existing !== undefined) return { infoHash, added: false }
+    if (existing !== undefined) {
+      existing.merge(torrent?.trackers.flat() ?? magnet?.trackers ?? [], magnet?.peers ?? [])
+      return { infoHash, added: false }
+    }
 
     const destination = path.resolve(options.destination ?? this.#defaultDestination())
     try {
