@@ -7,6 +7,13 @@ const array = (items: Record<string, unknown>) => ({ type: 'array', items }) as 
 const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) =>
   ({ type: 'object', properties, required }) as const
 const INT = { type: 'integer' } as const
+/** py-ipv8's circuit type names. */
+const CIRCUIT_TYPE_NAMES = {
+  data: 'DATA',
+  'ip-seeder': 'IP_SEEDER',
+  'rp-seeder': 'RP_SEEDER',
+  'rp-downloader': 'RP_DOWNLOADER',
+} as const
 
 /** py-ipv8's state names. */
 const STATE_NAMES = { extending: 'EXTENDING', ready: 'READY', closing: 'CLOSING' } as const
@@ -121,7 +128,7 @@ export const tunnelRoutes: RouteModule = (app, { session }) => {
         circuit_id: c.circuitId,
         goal_hops: c.goalHops,
         actual_hops: c.hops.length,
-        type: 'DATA',
+        type: CIRCUIT_TYPE_NAMES[c.purpose],
         state: STATE_NAMES[c.state],
         bytes_up: c.bytesUp,
         bytes_down: c.bytesDown,
