@@ -1328,7 +1328,10 @@ export class Download {
     }
     if (!done) return
     this.#log.info('seeding policy met; stopping', { infoHash: this.infoHashHex, mode: policy.mode })
-    void this.stop().then(() => this.events.emit('seedingDone', undefined))
+    this.stop().then(
+      () => this.events.emit('seedingDone', undefined),
+      (err: unknown) => this.#log.warn('stopping after seeding failed', { infoHash: this.infoHashHex, err }),
+    )
   }
 
   // ---- errors and state
@@ -1340,7 +1343,9 @@ export class Download {
     this.#log.warn('download stopped on error', { infoHash: this.infoHashHex, error: text })
     this.#error = text
     this.#setState('DLSTATUS_STOPPED_ON_ERROR')
-    void this.stop()
+    this.stop().catch((stopErr: unknown) =>
+      this.#log.warn('stopping a failed download failed too', { infoHash: this.infoHashHex, err: stopErr }),
+    )
     this.events.emit('error', text)
   }
 

@@ -954,7 +954,9 @@ export class BitTorrentEngine implements DownloadManager, Service {
     })
     download.events.on('seedingDone', () => {
       this.update(handle, { userStopped: true })
-      void handle.stopSwarm()
+      handle
+        .stopSwarm()
+        .catch((err: unknown) => this.#log.warn('stopping a seeded download failed', { infoHash: hex, err }))
     })
     return handle
   }

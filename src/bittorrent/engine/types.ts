@@ -41,7 +41,7 @@ export interface AddDownloadOptions {
 export interface AddDownloadResult {
   /** 40 lowercase hex. */
   readonly infoHash: string
-  /** False when the infohash was already present (its trackers are merged in, nothing else changes). */
+  /** False when the infohash was already present (its new trackers are merged in and a magnet's peers dialled). */
   readonly added: boolean
 }
 
