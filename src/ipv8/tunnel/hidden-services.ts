@@ -183,7 +183,7 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
 
   /**
    * Seeds `infoHash` (the lookup hash, see {@link hiddenLookupHash}) as a hidden service: keeps `introPoints`
-   * introduction points over `hops`-hop circuits and calls `onSession` for every downloader that meets us at a
+   * (1 to `maxCircuits`, default 1) introduction points over `hops`-hop circuits and calls `onSession` for every downloader that meets us at a
    * rendezvous point.
    */
   seedHidden(
@@ -200,7 +200,7 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     const state: SeedState = {
       infoHash: hash,
       hops: opts.hops,
-      introPoints: Math.max(1, opts.introPoints ?? 1),
+      introPoints: Math.min(Math.max(1, Math.floor(opts.introPoints ?? 1)), this.settings.maxCircuits),
       seederKey: PrivateKey.generate(),
       onSession: opts.onSession,
       introCircuits: new Map(),
