@@ -243,6 +243,55 @@ describe('Download over in-memory connections', () => {
     await until(() => evil()?.snubbed === false, 10_000, 'the block that ends the snub')
   })
 
+  it('moves the requests of a snubbed peer to the others and asks it for one block at a time', async () => {
+    const t = await fixture({ 'a.bin': 2 * 1024 * 1024 })
+    const clock = new ManualClock()
+    const s = swarm()
+    let silentRequests = 0
+    // Requests the silent peer holds, and the most at once since the snub.
+    const outstanding = new Set<string>()
+    let maxOutstanding = 0
+    s.listen(EVIL, (wire: PeerWire) => {
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+        wire.haveAll()
+        wire.unchoke()
+      })
+      wire.on('request', (r) => {
+        silentRequests++
+        outstanding.add(`${r.index}:${r.begin}`)
+        maxOutstanding = Math.max(maxOutstanding, outstanding.size)
+      })
+      wire.on('cancel', (r) => outstanding.delete(`${r.index}:${r.begin}`))
+    })
+    const seed = s.add(SEED, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir })
+    await seed.start()
+    const dir = path.join(t.root, 'leech')
+    const leech = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: dir },
+      { clock },
+    )
+    await leech.start()
+    // The silent peer takes requests first; the seed comes later and gets the rest.
+    leech.addPeers([EVIL], 'manual')
+    await until(() => silentRequests > 0, 10_000, 'requests to the silent peer')
+    leech.addPeers([SEED], 'manual')
+    await until(() => leech.peers().some((p) => p.ip === SEED.host), 10_000, 'the seed connected')
+    await until(() => leech.status().progress > 0, 10_000, 'blocks from the seed')
+    // The timeout snubs the silent peer; the seed fetches its blocks, the silent peer gets one more request.
+    const before = silentRequests
+    clock.advance(61_000)
+    outstanding.clear()
+    maxOutstanding = 0
+    await until(() => leech.peers().find((p) => p.ip === EVIL.host)?.snubbed === true, 10_000, 'the snub')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'the download through the seed')
+    expect(await sameBytes(t, dir)).toBe(true)
+    expect(silentRequests).toBeGreaterThan(before)
+    expect(maxOutstanding).toBe(1)
+  })
+
   it('stops seeding when the ratio of the seeding policy is reached, and at once with "never"', async () => {
     const t = await fixture({ 'a.bin': 400_000 })
     const s = swarm()

@@ -821,8 +821,12 @@ export class Download {
     wire.on('piece', ({ index, begin, block }) => this.#onBlock(peer, index, begin, block))
     wire.on('requestFailed', ({ index, begin, error }) => {
       peer.inflight--
-      if (error.code === 'REQUEST_TIMEOUT') peer.snubbed = true
       this.#picker?.releaseRequest(peer, index, begin)
+      if (error.code === 'REQUEST_TIMEOUT') {
+        // Snubbed, as libtorrent: the released block goes to the other peers first, this one gets one at a time.
+        peer.snubbed = true
+        for (const other of this.#peers) if (other !== peer && !other.snubbed) this.#fill(other)
+      }
       if (!wire.isClosed) this.#fill(peer)
     })
     wire.on('request', (req) => {
@@ -968,6 +972,7 @@ export class Download {
   // ---- downloading
 
   #depth(peer: Peer): number {
+    if (peer.snubbed) return 1
     const tuning = this.#opts.tuning
     const min = tuning?.minRequests ?? 64
     const max = tuning?.maxRequests ?? 500
