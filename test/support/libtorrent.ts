@@ -113,8 +113,8 @@ export interface LibtorrentPeerOptions {
   encryption?: 'enabled' | 'disabled' | 'forced'
   /** Payload methods allowed after an encrypted handshake (`allowed_enc_level`). Default `both`. */
   encryptionLevel?: 'both' | 'rc4' | 'plaintext'
-  /** Choose plaintext over RC4 when both are possible (`prefer_rc4` off). Default false. */
-  preferPlaintext?: boolean
+  /** Choose RC4 over plaintext when both are possible (`prefer_rc4`). Default false, as libtorrent's default. */
+  preferRc4?: boolean
   /** A SOCKS5 proxy for peer and tracker traffic (uTP goes through its UDP ASSOCIATE). */
   socks5?: { host: string; port: number; username?: string; password?: string }
 }
@@ -258,7 +258,7 @@ export class LibtorrentPeer {
     if (opts.uploadRate !== undefined) args.push('--upload-rate', String(opts.uploadRate))
     args.push('--encryption', opts.encryption ?? 'enabled')
     args.push('--enc-level', opts.encryptionLevel ?? 'both')
-    if (opts.preferPlaintext === true) args.push('--prefer-plaintext')
+    if (opts.preferRc4 === true) args.push('--prefer-rc4')
     if (opts.socks5 !== undefined) {
       args.push('--socks5', `${opts.socks5.host}:${opts.socks5.port}`)
       if (opts.socks5.username !== undefined)

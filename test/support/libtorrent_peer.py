@@ -8,7 +8,7 @@ Two modes:
       it (info hash, files with offsets and pad flags, piece hashes, the info dictionary in hex).
 
   libtorrent_peer.py run --listen 127.0.0.X:PORT [--no-tcp] [--no-utp] [--upload-rate B/S] [--encryption enabled|disabled|forced]
-                         [--enc-level both|rc4|plaintext] [--prefer-plaintext] [--socks5 HOST:PORT [--socks5-auth U:P]]
+                         [--enc-level both|rc4|plaintext] [--prefer-rc4] [--socks5 HOST:PORT [--socks5-auth U:P]]
       Starts a session on loopback only (--encryption sets in_enc_policy and out_enc_policy, --enc-level
       allowed_enc_level: the payload methods allowed after an encrypted handshake; --socks5 sends peer and tracker
       traffic through a SOCKS5 proxy): DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
@@ -125,7 +125,7 @@ class Runner:
             "allowed_enc_level": {"both": lt.enc_level.both, "rc4": lt.enc_level.rc4, "plaintext": lt.enc_level.plaintext}[
                 args.enc_level
             ],
-            "prefer_rc4": not args.prefer_plaintext,
+            "prefer_rc4": args.prefer_rc4,
             "user_agent": "tribler-ts-test/libtorrent-" + lt.__version__,
             "upload_rate_limit": args.upload_rate,
             "alert_mask": lt.alert_category.error | lt.alert_category.status | lt.alert_category.peer | lt.alert_category.connect,
@@ -313,7 +313,7 @@ def main():
     r.add_argument("--upload-rate", type=int, default=0, help="bytes per second, 0 unlimited")
     r.add_argument("--encryption", choices=["enabled", "disabled", "forced"], default="enabled")
     r.add_argument("--enc-level", choices=["both", "rc4", "plaintext"], default="both")
-    r.add_argument("--prefer-plaintext", action="store_true")
+    r.add_argument("--prefer-rc4", action="store_true")
     r.add_argument("--socks5", help="HOST:PORT of a SOCKS5 proxy for peer (uTP through UDP ASSOCIATE) and tracker traffic")
     r.add_argument("--socks5-auth", help="USER:PASSWORD for the SOCKS5 proxy")
     args = parser.parse_args()
