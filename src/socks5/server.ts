@@ -21,6 +21,10 @@ const EMPTY = Buffer.alloc(0)
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000
 /** Destinations remembered per association to route replies; beyond this the oldest are forgotten. */
 const MAX_DESTINATIONS = 4096
+/** A destination an association has not sent to for this long no longer gets its replies. */
+const DESTINATION_TTL_MS = 10 * 60_000
+/** A destination's last-send time is moved to the back of the eviction order at most this often. */
+const DESTINATION_REFRESH_MS = 1_000
 
 function emptyStats(): Socks5Stats {
   return {
@@ -31,7 +35,15 @@ function emptyStats(): Socks5Stats {
     bytesUp: 0,
     datagramsDown: 0,
     bytesDown: 0,
-    dropped: { malformed: 0, fragmented: 0, foreignSource: 0, oversize: 0, upstreamFailed: 0, noClient: 0 },
+    dropped: {
+      malformed: 0,
+      fragmented: 0,
+      foreignSource: 0,
+      oversize: 0,
+      upstreamFailed: 0,
+      noClient: 0,
+      unsolicited: 0,
+    },
   }
 }
 
@@ -43,6 +55,57 @@ const canonical = (host: string): string => (host.includes(':') ? canonicalHost(
 
 const isUnspecified = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === ''
 
+/** An IPv4 or IPv6 literal, as opposed to a domain name the exit resolves. */
+const isIpLiteral = (host: string): boolean => host.includes(':') || /^[0-9.]+$/.test(host)
+
+/**
+ * Where one association has sent, with the time it last did, oldest first; bounded in size and age. A domain
+ * destination is also remembered by its port alone: the exit resolves the name, so its replies come from an
+ * address the association never named, and the first one of them is learnt as a destination of its own.
+ */
+class Destinations {
+  readonly #sent = new Map<string, number>()
+  readonly #domainPorts = new Map<number, number>()
+
+  get size(): number {
+    return this.#sent.size
+  }
+
+  /** Records a datagram sent to `key` (a formatted address) at `now`. */
+  sent(key: string, now: number, domainPort?: number): void {
+    remember(this.#sent, key, now)
+    if (domainPort !== undefined) remember(this.#domainPorts, domainPort, now)
+  }
+
+  /** Whether a datagram from `key` (a formatted address with that port) answers one sent by this association. */
+  answers(key: string, port: number, now: number): boolean {
+    if (fresh(this.#sent, key, now)) return true
+    if (!fresh(this.#domainPorts, port, now)) return false
+    remember(this.#sent, key, now)
+    return true
+  }
+}
+
+function remember<K>(map: Map<K, number>, key: K, now: number): void {
+  const last = map.get(key)
+  if (last !== undefined) {
+    if (now - last < DESTINATION_REFRESH_MS) return
+    map.delete(key)
+  } else if (map.size >= MAX_DESTINATIONS) {
+    const oldest = map.keys().next()
+    if (oldest.done !== true) map.delete(oldest.value)
+  }
+  map.set(key, now)
+}
+
+function fresh<K>(map: Map<K, number>, key: K, now: number): boolean {
+  const last = map.get(key)
+  if (last === undefined) return false
+  if (now - last <= DESTINATION_TTL_MS) return true
+  map.delete(key)
+  return false
+}
+
 /** A UDP association: the client-side relay socket and where its datagrams go. */
 class Association {
   readonly control: SocketAddress
@@ -50,7 +113,7 @@ class Association {
   /** Only datagrams from this host (and port, once known) are relayed. */
   readonly clientHost: string
   clientPort: number
-  readonly destinations = new Set<string>()
+  readonly destinations = new Destinations()
   datagramsUp = 0
   datagramsDown = 0
 
@@ -103,7 +166,8 @@ export class Socks5Server {
   #server: Server | undefined
   #address: SocketAddress | undefined
   #upstream: Promise<DatagramSocket> | undefined
-  #latest: Association | undefined
+  /** Associations granted but still binding their relay; they count against the limit. */
+  #pending = 0
   readonly #headers = new Map<string, Buffer>()
   #stopping = false
 
@@ -221,13 +285,25 @@ export class Socks5Server {
     declared: SocketAddress,
     socket: Socket,
   ): Promise<Association | undefined> {
-    if (this.#associations.size >= (this.#opts.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS)) {
+    // The slot is taken before the first await, so requests arriving together cannot pass the limit.
+    if (this.#associations.size + this.#pending >= (this.#opts.maxAssociations ?? DEFAULT_MAX_ASSOCIATIONS)) {
       this.stats.refused.limit += 1
       return undefined
     }
-    const upstream = await this.#ensureUpstream()
-    // The relay binds where the control connection arrived, so the client reaches it the same way (loopback).
-    const relay = await this.#relayTransport.bind({ host: socket.localAddress ?? '127.0.0.1', port: 0 })
+    this.#pending += 1
+    let upstream: DatagramSocket
+    let relay: DatagramSocket
+    try {
+      upstream = await this.#ensureUpstream()
+      // The relay binds where the control connection arrived, so the client reaches it the same way (loopback).
+      relay = await this.#relayTransport.bind({ host: socket.localAddress ?? '127.0.0.1', port: 0 })
+    } finally {
+      this.#pending -= 1
+    }
+    if (this.#stopping) {
+      await relay.close()
+      return undefined
+    }
     const association = new Association(control, relay, declared)
     this.#associations.add(association)
     this.stats.associationsOpened += 1
@@ -278,15 +354,10 @@ export class Socks5Server {
       return
     }
     if (association.clientPort === 0) association.clientPort = from.port
-    const key = formatAddress({ host: canonical(datagram.address.host), port: datagram.address.port })
-    if (!association.destinations.has(key)) {
-      if (association.destinations.size >= MAX_DESTINATIONS) {
-        const oldest = association.destinations.values().next().value
-        if (oldest !== undefined) association.destinations.delete(oldest)
-      }
-      association.destinations.add(key)
-    }
-    this.#latest = association
+    const host = canonical(datagram.address.host)
+    const key = formatAddress({ host, port: datagram.address.port })
+    const domainPort = isIpLiteral(host) ? undefined : datagram.address.port
+    association.destinations.sent(key, Date.now(), domainPort)
     const errorsBefore = upstream.stats.sendErrors
     upstream.send(datagram.payload, datagram.address)
     if (upstream.stats.sendErrors !== errorsBefore) {
@@ -312,15 +383,17 @@ export class Socks5Server {
       this.#headers.set(key, header)
     }
     const wrapped = Buffer.concat([header, data], header.length + data.length)
+    // Only associations that sent to this origin get its datagrams; the others may be other local clients.
+    const now = Date.now()
+    let solicited = false
     let delivered = false
     for (const association of this.#associations)
-      if (association.destinations.has(key))
+      if (association.destinations.answers(key, from.port, now)) {
+        solicited = true
         delivered = this.#toClient(association, wrapped, data.length) || delivered
-    // Replies from an address no association sent to (an incoming uTP connection at the exit, a resolved host
-    // name) go to the association that sent last, the one most likely to expect them.
-    if (!delivered && this.#latest !== undefined && !this.#latest.destinations.has(key))
-      delivered = this.#toClient(this.#latest, wrapped, data.length)
-    if (!delivered) this.stats.dropped.noClient += 1
+      }
+    if (!solicited) this.stats.dropped.unsolicited += 1
+    else if (!delivered) this.stats.dropped.noClient += 1
   }
 
   #toClient(association: Association, wrapped: Buffer, payloadBytes: number): boolean {
@@ -335,7 +408,6 @@ export class Socks5Server {
 
   async #closeAssociation(association: Association): Promise<void> {
     if (!this.#associations.delete(association)) return
-    if (this.#latest === association) this.#latest = undefined
     await association.relay.close()
   }
 }

@@ -81,7 +81,7 @@ export interface Socks5ServerOptions {
   readonly relayTransport?: DatagramTransport
   /** Require these (RFC 1929); without them only "no authentication" is offered. */
   readonly credentials?: Socks5Credentials
-  /** Associations open at once; more are refused with "general failure". Default 64. */
+  /** Associations open or being opened at once; more are refused with "general failure". Default 64. */
   readonly maxAssociations?: number
   /** Largest relayed payload in bytes; larger datagrams are dropped. Default 65507 - 262. */
   readonly maxPayloadBytes?: number
@@ -115,7 +115,10 @@ export interface Socks5Stats {
     foreignSource: number
     oversize: number
     upstreamFailed: number
+    /** Replies for an association whose client has not sent yet. */
     noClient: number
+    /** Datagrams from an address no association sent to (recently). */
+    unsolicited: number
   }
 }
 

@@ -18,6 +18,7 @@ import { Session } from '../../src/session/index.js'
 import {
   Command,
   circuitUpstream,
+  decodeReply,
   encodeRequest,
   encodeUdpDatagram,
   Reply,
@@ -171,6 +172,107 @@ describe('SOCKS5 UDP proxy on loopback', () => {
     expect(server.stats.refused).toMatchObject({ limit: 1, auth: 1, method: 1 })
   })
 
+  it('grants exactly maxAssociations of many UDP ASSOCIATE requests arriving at once', async () => {
+    const limit = 3
+    const total = limit + 5
+    // The upstream is held until every request has reached the server, so they all wait on it together.
+    let release = (): void => undefined
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const server = await plainProxy({
+      maxAssociations: limit,
+      upstream: () => held.then(() => udpTransport.bind({ host: '127.0.0.1', port: 0 })),
+    })
+    const replies = Array.from({ length: total }, () => {
+      const socket = connect(server.address as SocketAddress)
+      socket.on('error', () => undefined)
+      cleanups.push(async () => {
+        socket.destroy()
+      })
+      const received: Buffer[] = []
+      socket.on('data', (d) => received.push(d))
+      // Greeting and request in one write: the server reads both in one go, so once the method choice is
+      // back, the request has been taken up too.
+      socket.write(
+        Buffer.concat([
+          Buffer.of(5, 1, 0),
+          encodeRequest(Command.UDP_ASSOCIATE, { host: '0.0.0.0', port: 0 }),
+        ]),
+      )
+      return received
+    })
+    await vi.waitFor(
+      () => {
+        for (const received of replies) expect(Buffer.concat(received).length).toBeGreaterThanOrEqual(2)
+      },
+      { timeout: 20_000, interval: 50 },
+    )
+    release()
+    const answers = await vi.waitFor(
+      () =>
+        replies.map((received) => {
+          const bytes = Buffer.concat(received)
+          expect(bytes.subarray(0, 2)).toEqual(Buffer.of(5, 0))
+          const reply = decodeReply(bytes.subarray(2))?.value
+          expect(reply).toBeDefined()
+          return reply?.reply
+        }),
+      { timeout: 20_000, interval: 50 },
+    )
+    expect(answers.filter((r) => r === Reply.SUCCEEDED)).toHaveLength(limit)
+    expect(answers.filter((r) => r === Reply.GENERAL_FAILURE)).toHaveLength(total - limit)
+    expect(server.associations()).toHaveLength(limit)
+    expect(server.stats.refused.limit).toBe(total - limit)
+    expect(server.stats.associationsOpened).toBe(limit)
+  })
+
+  it('gives each association only the replies to what it sent, and drops unsolicited datagrams', async () => {
+    const echoA = await echoServer('127.0.0.1')
+    const echoB = await echoServer('127.0.0.1')
+    const server = await plainProxy()
+    const a = await associate(server)
+    const b = await associate(server)
+    // Everything each client receives, from the start.
+    const all = {
+      a: [] as { text: string; from: SocketAddress }[],
+      b: [] as { text: string; from: SocketAddress }[],
+    }
+    a.onMessage((payload, from) => all.a.push({ text: payload.toString(), from }))
+    b.onMessage((payload, from) => all.b.push({ text: payload.toString(), from }))
+    await Promise.all([
+      exchange(a, echoA.socket.local, 10, Buffer.from('a ')),
+      exchange(b, echoB.socket.local, 10, Buffer.from('b ')),
+    ])
+
+    // A stranger sends to the proxy's upstream socket, the address the echo servers saw.
+    const upstream = echoA.seen[0] as SocketAddress
+    const stranger = await udpTransport.bind({ host: '127.0.0.1', port: 0 })
+    cleanups.push(() => stranger.close())
+    await vi.waitFor(
+      () => {
+        stranger.send(Buffer.from('unsolicited'), upstream)
+        expect(server.stats.dropped.unsolicited).toBeGreaterThanOrEqual(1)
+      },
+      { timeout: 20_000, interval: 250 },
+    )
+    // Both associations still relay after it.
+    await exchange(a, echoA.socket.local, 2, Buffer.from('a '))
+    await exchange(b, echoB.socket.local, 2, Buffer.from('b '))
+
+    expect(all.a.length).toBeGreaterThanOrEqual(12)
+    expect(all.b.length).toBeGreaterThanOrEqual(12)
+    for (const { text, from } of all.a) {
+      expect(text.startsWith('a ')).toBe(true)
+      expect(from).toEqual(echoA.socket.local)
+    }
+    for (const { text, from } of all.b) {
+      expect(text.startsWith('b ')).toBe(true)
+      expect(from).toEqual(echoB.socket.local)
+    }
+    expect(server.stats.dropped.noClient).toBe(0)
+  })
+
   it('survives random bytes on the control connection and the relay (fuzz)', async () => {
     const echo = await echoServer('127.0.0.1')
     const server = await plainProxy()
@@ -310,7 +412,7 @@ describe('SOCKS5 proxy over tunnel circuits', () => {
       3,
       Buffer.alloc(4),
     )
-    // The reply names the address the exit resolved, and reaches the association that sent last.
+    // The reply names the address the exit resolved; the association sent to that port by name.
     for (const { from } of received) expect(from).toEqual(echo.socket.local)
     expect(new Set(echo.seen.map((a) => a.host))).toEqual(new Set([host(1)]))
   })
