@@ -39,7 +39,9 @@ describe('KRPC', () => {
 
   it('matches responses to queries and times out unanswered ones', async () => {
     const net = new MemoryNetwork()
-    const a = new Krpc({ socket: await net.bind({ host: '10.0.0.1' }) }, { queryTimeoutMs: 50 })
+    // answered queries get a timeout a loaded machine cannot reach; the unanswered one a short one of its own
+    const a = new Krpc({ socket: await net.bind({ host: '10.0.0.1' }) }, { queryTimeoutMs: 10_000 })
+    const quick = new Krpc({ socket: await net.bind({ host: '10.0.0.3' }) }, { queryTimeoutMs: 50 })
     const bSocket = await net.bind({ host: '10.0.0.2' })
     const b = new Krpc({ socket: bSocket })
     b.onQuery = (query) =>
@@ -50,9 +52,10 @@ describe('KRPC', () => {
       code: 'ERROR_REPLY',
       details: { errorCode: 204 },
     })
-    await expect(a.query({ host: '10.0.0.9', port: 1 }, 'ping', { id: ID })).rejects.toMatchObject({
+    await expect(quick.query({ host: '10.0.0.9', port: 1 }, 'ping', { id: ID })).rejects.toMatchObject({
       code: 'TIMEOUT',
     })
+    quick.close()
     a.close()
     b.close()
   })
