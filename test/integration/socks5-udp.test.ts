@@ -273,6 +273,37 @@ describe('SOCKS5 UDP proxy on loopback', () => {
     expect(server.stats.dropped.noClient).toBe(0)
   })
 
+  it('forgets a destination not sent to for 10 minutes and drops what it sends after that', async () => {
+    const echo = await echoServer('127.0.0.1')
+    const server = await plainProxy()
+    const client = await associate(server)
+    const texts: string[] = []
+    client.onMessage((payload) => texts.push(payload.toString()))
+    await exchange(client, echo.socket.local, 1)
+    const upstream = echo.seen[0] as SocketAddress
+    // While fresh, the destination may send on its own (a uTP peer's data) and reaches the client.
+    await vi.waitFor(
+      () => {
+        echo.socket.send(Buffer.from('fresh'), upstream)
+        expect(texts).toContain('fresh')
+      },
+      { timeout: 20_000, interval: 250 },
+    )
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 10 * 60_000 + 1_000 })
+    try {
+      await vi.waitFor(
+        () => {
+          echo.socket.send(Buffer.from('stale'), upstream)
+          expect(server.stats.dropped.unsolicited).toBeGreaterThanOrEqual(1)
+        },
+        { timeout: 20_000, interval: 250 },
+      )
+      expect(texts).not.toContain('stale')
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
   it('survives random bytes on the control connection and the relay (fuzz)', async () => {
     const echo = await echoServer('127.0.0.1')
     const server = await plainProxy()
