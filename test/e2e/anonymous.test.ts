@@ -2,20 +2,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { formatMagnet } from '../../src/metainfo/index.js'
-import {
-  createTorrent,
-  LibtorrentPeer,
-  libtorrentAvailable,
-  writeRandomFiles,
-} from '../support/libtorrent.js'
+import type { LibtorrentPeer } from '../support/libtorrent.js'
 import { freePort as freeUdpPort } from '../support/tracker-servers.js'
 import { type GuiBrowser, openBrowser } from './support/browser.js'
 import { type RunningCore, startCore } from './support/core.js'
-
-// Without libtorrent the flow cannot run; in CI its absence fails instead (see the interop tier's requirements).
-const strict = process.env.CI === 'true' || process.env.TRIBLER_REQUIRE_INTEROP === '1'
-const runFlow = libtorrentAvailable() || strict
+import { seederTestsRun, seedWithLibtorrent } from './support/seeder.js'
 
 const EXIT_HOST = '127.0.0.96'
 const CLIENT_HOST = '127.0.0.97'
@@ -30,27 +21,11 @@ let magnet: string
 let infoHash: string
 
 beforeAll(async () => {
-  if (!runFlow) return
+  if (!seederTestsRun) return
   work = mkdtempSync(join(tmpdir(), 'tribler-e2e-anon-'))
-  contents = await writeRandomFiles(join(work, 'seed'), { 'clip.bin': 2 * 1024 * 1024 + 321 })
-  const torrent = await createTorrent({
-    path: join(work, 'seed', 'clip.bin'),
-    out: join(work, 'clip.torrent'),
-    pieceLength: 64 * 1024,
-  })
-  seeder = await LibtorrentPeer.start({ host: '127.0.0.95' })
-  ;({ infoHash } = await seeder.addTorrent({
-    torrentPath: torrent.torrentPath,
-    savePath: join(work, 'seed'),
-    seedMode: true,
+  ;({ seeder, contents, infoHash, magnet } = await seedWithLibtorrent(work, '127.0.0.95', 'clip.bin', {
+    'clip.bin': 2 * 1024 * 1024 + 321,
   }))
-  magnet = formatMagnet({
-    infoHash: Buffer.from(infoHash, 'hex'),
-    name: 'clip.bin',
-    trackers: [],
-    webSeeds: [],
-    peers: [{ host: seeder.host, port: seeder.port }],
-  })
   // A second core on its own address is the exit; the GUI's core finds it through its bootstrap setting.
   const exitPort = await freeUdpPort(EXIT_HOST)
   exit = await startCore({
@@ -76,7 +51,7 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true })
 })
 
-describe.runIf(runFlow)('an anonymous download in the GUI', () => {
+describe.runIf(seederTestsRun)('an anonymous download in the GUI', () => {
   it('downloads through a 1-hop circuit, shows the hops in the table and the circuit on the debug page', async () => {
     const core = client as RunningCore
     browser = await openBrowser()

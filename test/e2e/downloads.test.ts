@@ -3,19 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { formatMagnet } from '../../src/metainfo/index.js'
-import {
-  createTorrent,
-  LibtorrentPeer,
-  libtorrentAvailable,
-  writeRandomFiles,
-} from '../support/libtorrent.js'
+import type { LibtorrentPeer } from '../support/libtorrent.js'
 import { type GuiBrowser, openBrowser } from './support/browser.js'
 import { type RunningCore, startCore } from './support/core.js'
-
-// Without libtorrent the flow cannot run; in CI its absence fails instead (see the interop tier's requirements).
-const strict = process.env.CI === 'true' || process.env.TRIBLER_REQUIRE_INTEROP === '1'
-const runFlow = libtorrentAvailable() || strict
+import { seederTestsRun, seedWithLibtorrent } from './support/seeder.js'
 
 const FILES = { 'album/one.bin': 3 * 1024 * 1024 + 123, 'album/two.bin': 1024 * 1024 + 7 }
 
@@ -28,27 +19,9 @@ let magnet: string
 let infoHash: string
 
 beforeAll(async () => {
-  if (!runFlow) return
+  if (!seederTestsRun) return
   work = mkdtempSync(join(tmpdir(), 'tribler-e2e-dl-'))
-  contents = await writeRandomFiles(join(work, 'seed'), FILES)
-  const torrent = await createTorrent({
-    path: join(work, 'seed', 'album'),
-    out: join(work, 'album.torrent'),
-    pieceLength: 64 * 1024,
-  })
-  seeder = await LibtorrentPeer.start({ host: '127.0.0.61' })
-  ;({ infoHash } = await seeder.addTorrent({
-    torrentPath: torrent.torrentPath,
-    savePath: join(work, 'seed'),
-    seedMode: true,
-  }))
-  magnet = formatMagnet({
-    infoHash: Buffer.from(infoHash, 'hex'),
-    name: 'album',
-    trackers: [],
-    webSeeds: [],
-    peers: [{ host: seeder.host, port: seeder.port }],
-  })
+  ;({ seeder, contents, infoHash, magnet } = await seedWithLibtorrent(work, '127.0.0.61', 'album', FILES))
   core = await startCore()
 })
 
@@ -63,7 +36,7 @@ function row(page: Page, status?: string) {
   return page.locator(`tr[data-infohash="${infoHash}"]${status ? `[data-status="${status}"]` : ''}`)
 }
 
-describe.runIf(runFlow)('downloads page with a real libtorrent seeder', () => {
+describe.runIf(seederTestsRun)('downloads page with a real libtorrent seeder', () => {
   it('adds a magnet through the dialog, reaches 100% and seeding, pauses, resumes and removes it with its data', async () => {
     const running = core as RunningCore
     browser = await openBrowser()
