@@ -209,7 +209,10 @@ export const torrentsRoutes: RouteModule = (app, { session }) => {
         description:
           'Scrapes every HTTP and UDP tracker of the torrent at once. A torrent checked in the last 15 minutes ' +
           'answers with the single key `db` (the stored figures) unless `refresh=1`. A tracker that fails or does ' +
-          'not answer in time gives `{"error": …}`; the `DHT` entry reports that a DHT scrape is not available.',
+          'not answer in time gives `{"error": …}`. The `DHT` entry (not for private torrents) fetches the ' +
+          'metadata through the DHT and counts the peers connected for it, those with every piece as seeders; ' +
+          'it is `{"error": "DHT timeout"}` when nobody is found in time, `{"error": "DHT not available"}` ' +
+          'when the engine or its DHT is off.',
         params: INFOHASH_PARAM,
         querystring: {
           type: 'object',

@@ -68,6 +68,8 @@ import {
 const DHT_REANNOUNCE_MS = 15 * 60_000
 const DHT_FIRST_LOOKUP_DELAY_MS = 1000
 const DHT_RETRY_MS = 5000
+/** How long a swarm probe waits, after the metadata, for peers that have not yet said which pieces they have. */
+const PROBE_BITFIELD_GRACE_MS = 1000
 /**
  * Incoming connections that have not yet named a torrent of ours, at most. Each may wait out the 20 s handshake
  * timeout, so without a bound anyone who can reach the port could hold open sockets until the process runs out of
@@ -639,6 +641,50 @@ export class BitTorrentEngine implements DownloadManager, Service {
     const known = this.#downloads.get(link.infoHashHex)
     const file = known?.torrentFile()
     if (file !== undefined) return file
+    return this.#withMetadata(link, magnet, hops, options, async (probe, info) =>
+      torrentFileOf(info, probe.trackerTiers()),
+    )
+  }
+
+  async probeSwarm(
+    infoHash: string,
+    options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+  ): Promise<{ readonly seeders: number; readonly leechers: number }> {
+    this.#requireRunning()
+    const hex = infoHash.toLowerCase()
+    if (!/^[0-9a-f]{40}$/.test(hex)) {
+      throw new EngineError('INVALID_MAGNET', { infoHash }, 'An infohash is 40 hexadecimal digits')
+    }
+    const running = this.#downloads.get(hex)
+    if (running !== undefined) return countPeers(running.download.peers())
+    if (this.#dht === undefined) {
+      throw new EngineError('DHT_DISABLED', { infoHash: hex }, 'The DHT is not enabled')
+    }
+    const magnet = `magnet:?xt=urn:btih:${hex}`
+    const link = parseMagnet(magnet)
+    return this.#withMetadata(link, magnet, 0, options, async (probe, _info, signal) => {
+      // Peers send their bitfield (or have_all) right after the handshake; one that has not yet is given a moment.
+      const deadline = this.#deps.clock.now() + PROBE_BITFIELD_GRACE_MS
+      while (!signal.aborted && this.#deps.clock.now() < deadline) {
+        const peers = probe.download.peers()
+        if (peers.length > 0 && peers.every((peer) => peer.seed)) break
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      return countPeers(probe.download.peers())
+    })
+  }
+
+  /**
+   * Runs a metadata-only download of `link` until the metadata comes, then `then` with it (still connected to
+   * the peers). Rejects with `METADATA_TIMEOUT` after `options.timeoutMs`.
+   */
+  async #withMetadata<T>(
+    link: MagnetLink,
+    magnet: string,
+    hops: number,
+    options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+    then: (probe: EngineDownload, info: TorrentInfo, signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     // Through circuits only when anonymous, as the download it previews would be.
     const anonymous = hops > 0 ? this.#anonymous.get(hops) : undefined
     const download = new Download(
@@ -673,7 +719,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
       download.addPeers(link.peers, 'manual')
       await probe.startSwarm()
       const info = await metadata
-      return torrentFileOf(info, probe.trackerTiers())
+      return await then(probe, info, signal)
     } catch (err) {
       if (options.signal?.aborted === true) throw err
       throw new EngineError(
@@ -1157,6 +1203,12 @@ export function torrentFileOf(info: TorrentInfo, tiers: readonly (readonly strin
   }
   parts.push(str('info'), Buffer.from(info.infoBytes), Buffer.from('e'))
   return Buffer.concat(parts)
+}
+
+/** Connected peers with every piece are seeders, the others leechers. */
+function countPeers(peers: readonly PeerStatus[]): { seeders: number; leechers: number } {
+  const seeders = peers.filter((peer) => peer.seed).length
+  return { seeders, leechers: peers.length - seeders }
 }
 
 function normalizeHost(host: string): string {

@@ -175,6 +175,17 @@ export interface DownloadManager {
     magnet: string,
     options: { readonly timeoutMs: number; readonly signal?: AbortSignal; readonly hops?: number },
   ): Promise<Uint8Array>
+  /**
+   * How many seeders and leechers of a torrent we can reach directly: its metadata is fetched through the DHT
+   * (as {@link DownloadManager.fetchMetadata} does for a magnet holding only the infohash), then the peers
+   * connected for it are counted, those with every piece as seeders. A running download counts its own connected
+   * peers. Rejects with `EngineError('DHT_DISABLED')` when the DHT is off and `EngineError('METADATA_TIMEOUT')`
+   * after `timeoutMs`.
+   */
+  probeSwarm?(
+    infoHash: string,
+    options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+  ): Promise<{ readonly seeders: number; readonly leechers: number }>
   /** Session-wide limits in bytes/s, 0 = unlimited (the `libtorrent.max_*_rate` settings). */
   rateLimits(): { readonly download: number; readonly upload: number }
 }
@@ -184,6 +195,7 @@ export type EngineErrorCode =
   | 'INVALID_MAGNET'
   | 'DESTINATION_NOT_WRITABLE'
   | 'METADATA_TIMEOUT'
+  | 'DHT_DISABLED'
   | 'ANON_NOT_SUPPORTED'
   | 'NOT_RUNNING'
 

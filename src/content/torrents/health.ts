@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { type DownloadManager, EngineError } from '../../bittorrent/engine/index.js'
 import {
   HttpTrackerClient,
   parseUdpUrl,
@@ -30,6 +31,8 @@ export interface HealthCheckerDeps {
   readonly transport?: DatagramTransport
   /** The HTTP(S) tracker client; default a {@link HttpTrackerClient}. */
   readonly http?: TrackerClient
+  /** The engine that probes the swarm through the DHT (the `DHT` entry); none: the DHT is not available. */
+  readonly swarm?: () => Pick<DownloadManager, 'probeSwarm'> | undefined
 }
 
 /** Options of a {@link HealthChecker}. */
@@ -49,13 +52,13 @@ function scheme(url: string): 'http' | 'udp' | 'dht' | undefined {
 /**
  * Swarm health of known torrents, as Tribler's torrent checker finds it for the GUI: a scrape of every HTTP and UDP
  * tracker of the torrent at the same time, within one timeout. The best answer (most seeders, then fewest leechers)
- * is stored with the time of the check. The DHT has no scrape here yet, so its entry reports that it is not
- * available.
+ * is stored with the time of the check. The `DHT` entry (torrents that are not private) comes from the engine: it
+ * fetches the metadata through the DHT and counts the peers it connects to, those with every piece as seeders.
  *
  * @example
  * ```ts
  * const report = await checker.check(infohash, { timeoutMs: 20_000, refresh: true })
- * // { 'http://127.0.0.1:6969/announce': { seeders: 1, leechers: 0, infohash }, DHT: { error: 'DHT not available' } }
+ * // { 'http://127.0.0.1:6969/announce': { seeders: 1, leechers: 0, infohash }, DHT: { seeders: 1, leechers: 0, infohash } }
  * ```
  */
 export class HealthChecker {
@@ -64,6 +67,7 @@ export class HealthChecker {
   readonly #transport: DatagramTransport
   readonly #http: TrackerClient
   readonly #udpBaseMs: number
+  readonly #swarm: () => Pick<DownloadManager, 'probeSwarm'> | undefined
   readonly #closed = new AbortController()
   readonly #udp = new Map<4 | 6, Promise<{ client: UdpTrackerClient; socket: DatagramSocket }>>()
 
@@ -73,6 +77,7 @@ export class HealthChecker {
     this.#transport = deps.transport ?? udpTransport
     this.#http = deps.http ?? new HttpTrackerClient()
     this.#udpBaseMs = options.udpRetransmitBaseMs ?? 3000
+    this.#swarm = deps.swarm ?? (() => undefined)
   }
 
   /**
@@ -98,7 +103,7 @@ export class HealthChecker {
     const signal = anySignal(this.#closed.signal, options.signal, options.timeoutMs)
     const hash = Buffer.from(torrent.infohash, 'hex')
     const entries = await Promise.all(
-      trackers.map(async (url) => [url, await this.#scrape(url, hash, signal)] as const),
+      trackers.map(async (url) => [url, await this.#scrape(url, hash, signal, options.timeoutMs)] as const),
     )
     const report: HealthReport = {}
     let best = { seeders: 0, leechers: 0 }
@@ -120,10 +125,15 @@ export class HealthChecker {
     return report
   }
 
-  async #scrape(url: string, hash: Buffer, signal: AbortSignal): Promise<SwarmHealth | { error: string }> {
+  async #scrape(
+    url: string,
+    hash: Buffer,
+    signal: AbortSignal,
+    timeoutMs: number,
+  ): Promise<SwarmHealth | { error: string }> {
     const infohash = hash.toString('hex')
     const kind = scheme(url)
-    if (kind === 'dht') return { error: 'DHT not available' }
+    if (kind === 'dht') return this.#probeDht(infohash, signal, timeoutMs)
     try {
       const client = kind === 'udp' ? await this.#udpClient(url) : this.#http
       const answer = await client.scrape(url, [hash], { signal })
@@ -135,6 +145,26 @@ export class HealthChecker {
         signal.aborted || (err instanceof TrackerError && (err.code === 'TIMEOUT' || err.code === 'ABORTED'))
       log.debug('scrape failed', { url, err })
       return { error: timedOut ? 'timeout' : errorMessage(err) }
+    }
+  }
+
+  async #probeDht(
+    infohash: string,
+    signal: AbortSignal,
+    timeoutMs: number,
+  ): Promise<SwarmHealth | { error: string }> {
+    const engine = this.#swarm()
+    if (engine?.probeSwarm === undefined) return { error: 'DHT not available' }
+    try {
+      const { seeders, leechers } = await engine.probeSwarm(infohash, { timeoutMs, signal })
+      return { seeders, leechers, infohash }
+    } catch (err) {
+      log.debug('DHT probe failed', { infohash, err })
+      if (err instanceof EngineError) {
+        if (err.code === 'METADATA_TIMEOUT') return { error: 'DHT timeout' }
+        if (err.code === 'DHT_DISABLED' || err.code === 'NOT_RUNNING') return { error: 'DHT not available' }
+      }
+      return { error: signal.aborted ? 'DHT timeout' : errorMessage(err) }
     }
   }
 

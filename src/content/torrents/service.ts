@@ -62,6 +62,7 @@ export class TorrentService implements Service {
       {
         torrents: this.table,
         clock: deps.clock,
+        swarm: () => options.downloads?.(),
         ...(options.transport === undefined ? {} : { transport: options.transport }),
         ...(options.http === undefined ? {} : { http: options.http }),
       },
