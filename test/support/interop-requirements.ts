@@ -14,6 +14,7 @@ const REQUIRED: Array<{ name: string; available: () => boolean }> = [
   { name: 'python3-libtorrent', available: libtorrentAvailable },
   { name: 'opentracker', available: () => onPath('opentracker', ['-h']) },
   { name: 'transmission-cli', available: () => onPath('transmission-create', ['--version']) },
+  { name: 'aria2', available: () => onPath('aria2c', ['--version']) },
 ]
 
 export default function setup(): void {
