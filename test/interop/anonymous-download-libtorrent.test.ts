@@ -101,14 +101,26 @@ async function startSeeder(tmp: string, size: number): Promise<Shared> {
   }
 }
 
-/** Every address the seeder has seen a peer connect from, sampled until `done`. */
+/**
+ * Every address the seeder has seen a peer at: its peer list sampled until `stop`, and the addresses in its peer
+ * connect and disconnect alerts, which also catch a peer that came and went between two samples.
+ */
 function watchSeederPeers(seeder: LibtorrentPeer): { hosts: Set<string>; stop: () => Promise<void> } {
   const hosts = new Set<string>()
+  const firstAlert = seeder.alerts.length
+  const fromAlerts = (): void => {
+    for (const alert of seeder.alerts.slice(firstAlert)) {
+      if (!alert.type.startsWith('peer_')) continue
+      for (const match of alert.message.matchAll(/\b(\d{1,3}(?:\.\d{1,3}){3}):\d+/g))
+        hosts.add(match[1] as string)
+    }
+  }
   let running = true
   const loop = (async () => {
     while (running) {
       const status = await seeder.status().catch(() => undefined)
       for (const peer of status?.torrents[0]?.peers ?? []) hosts.add(peer.ip)
+      fromAlerts()
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
   })()
@@ -117,6 +129,7 @@ function watchSeederPeers(seeder: LibtorrentPeer): { hosts: Set<string>; stop: (
     stop: async () => {
       running = false
       await loop
+      fromAlerts()
     },
   }
 }
