@@ -27,6 +27,7 @@ import {
   libtorrentAvailable,
   writeRandomFiles,
 } from '../support/libtorrent.js'
+import { seedingWire } from '../support/seeding-wire.js'
 
 const BLOCK = 16_384
 const peerId = (): Buffer => Buffer.concat([Buffer.from('-TS0001-'), randomBytes(12)])
@@ -204,24 +205,7 @@ describe.skipIf(!libtorrentAvailable())('message stream encryption against libto
           return
         }
         accepted.push(conn)
-        const wire = new PeerWire(conn.stream, {
-          peerId: peerId(),
-          metadata: Buffer.from(torrent.infoBytes),
-          numPieces: torrent.pieceCount,
-        })
-        wires.push(wire)
-        wire.on('handshake', (h) => {
-          if (!h.infoHash.equals(torrent.infoHash)) return
-          wire.handshake(h.infoHash)
-          wire.haveAll()
-        })
-        wire.on('interested', () => wire.unchoke())
-        wire.on('request', (req) => {
-          storage.readBlock(req.index, req.begin, req.length).then(
-            (block) => wire.piece(req.index, req.begin, block),
-            () => wire.reject(req.index, req.begin, req.length),
-          )
-        })
+        wires.push(seedingWire(conn.stream, torrent, storage))
       })
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
       cleanup.push(() => new Promise((resolve) => server.close(resolve)))

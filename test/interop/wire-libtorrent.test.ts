@@ -13,6 +13,7 @@ import {
   libtorrentAvailable,
   writeRandomFiles,
 } from '../support/libtorrent.js'
+import { seedingWire } from '../support/seeding-wire.js'
 
 const BLOCK = 16_384
 const peerId = (): Buffer => Buffer.concat([Buffer.from('-TS0001-'), randomBytes(12)])
@@ -153,25 +154,11 @@ describe.skipIf(!libtorrentAvailable())('PeerWire against libtorrent over TCP', 
 
     const wires: PeerWire[] = []
     const server = net.createServer((socket) => {
-      const wire = new PeerWire(socket, {
-        peerId: peerId(),
-        metadata: Buffer.from(torrent.infoBytes),
-        numPieces: torrent.pieceCount,
-        remoteAddress: { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-      })
-      wires.push(wire)
-      wire.on('handshake', (h) => {
-        if (!h.infoHash.equals(torrent.infoHash)) return
-        wire.handshake(h.infoHash)
-        wire.haveAll()
-      })
-      wire.on('interested', () => wire.unchoke())
-      wire.on('request', (req) => {
-        storage.readBlock(req.index, req.begin, req.length).then(
-          (block) => wire.piece(req.index, req.begin, block),
-          () => wire.reject(req.index, req.begin, req.length),
-        )
-      })
+      wires.push(
+        seedingWire(socket, torrent, storage, {
+          remoteAddress: { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+        }),
+      )
     })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     cleanup.push(() => new Promise((resolve) => server.close(resolve)))
