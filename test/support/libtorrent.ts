@@ -231,11 +231,14 @@ export class LibtorrentPeer {
     this.port = port
     this.version = version
     this.#exited = new Promise((resolve) =>
-      child.once('exit', () => {
+      // 'close' comes after the child's stdio has ended, so everything it wrote to stderr is in the message.
+      child.once('close', (code, signal) => {
         this.#exitedFlag = true
         for (const pending of this.#pending.values()) {
           clearTimeout(pending.timer)
-          pending.reject(new Error(`libtorrent peer exited: ${this.stderr.slice(-2000)}`))
+          pending.reject(
+            new Error(`libtorrent peer exited (code ${code}, signal ${signal}): ${this.stderr.slice(-2000)}`),
+          )
         }
         this.#pending.clear()
         resolve()
@@ -264,7 +267,11 @@ export class LibtorrentPeer {
       if (opts.socks5.username !== undefined)
         args.push('--socks5-auth', `${opts.socks5.username}:${opts.socks5.password ?? ''}`)
     }
-    const child = spawn(requirePython(), args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    // A crash inside libtorrent prints the Python stack of every thread (faulthandler) instead of nothing.
+    const child = spawn(requirePython(), args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, PYTHONFAULTHANDLER: '1' },
+    })
     let stderr = ''
     child.stderr.setEncoding('utf8')
     child.stderr.on('data', (chunk: string) => {
@@ -288,9 +295,9 @@ export class LibtorrentPeer {
         }
       }
       lines.on('line', onLine)
-      child.once('exit', (code) => {
+      child.once('close', (code, signal) => {
         clearTimeout(timer)
-        reject(new Error(`libtorrent peer exited with ${code}: ${stderr}`))
+        reject(new Error(`libtorrent peer exited (code ${code}, signal ${signal}): ${stderr}`))
       })
     })
     const peer = new LibtorrentPeer(child, host, ready.port, ready.version)

@@ -24,13 +24,12 @@ Two modes:
 import argparse
 import json
 import os
+import select
 import sys
-import threading
 import time
 
 import libtorrent as lt
 
-_out_lock = threading.Lock()
 # peer_info::utp_socket (bit 17 in libtorrent 2.0); the Python binding does not export it.
 UTP_SOCKET_FLAG = getattr(lt.peer_info, "utp_socket", 1 << 17)
 RC4_FLAG = getattr(lt.peer_info, "rc4_encrypted", 1 << 19)
@@ -46,9 +45,8 @@ def peer_encryption(flags):
 
 
 def emit(obj):
-    with _out_lock:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
 
 
 def describe_torrent(info, data):
@@ -157,8 +155,7 @@ class Runner:
             classes.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
             self.session.set_peer_class_filter(classes)
         self.handles = {}
-        self.stopping = False
-
+        
     def wait_listening(self):
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -176,23 +173,22 @@ class Runner:
         emit({"event": "error", "message": "listen timeout"})
         sys.exit(2)
 
-    def alerts_loop(self):
-        notable = (
-            lt.torrent_finished_alert,
-            lt.peer_error_alert,
-            lt.peer_disconnected_alert,
-            lt.peer_connect_alert,
-            lt.hash_failed_alert,
-            lt.torrent_error_alert,
-            lt.metadata_received_alert,
-            lt.listen_failed_alert,
-            lt.peer_ban_alert,
-        )
-        while not self.stopping:
-            self.session.wait_for_alert(200)
-            for a in self.session.pop_alerts():
-                if isinstance(a, notable):
-                    emit({"event": "alert", "type": type(a).__name__, "message": a.message()})
+    NOTABLE = (
+        lt.torrent_finished_alert,
+        lt.peer_error_alert,
+        lt.peer_disconnected_alert,
+        lt.peer_connect_alert,
+        lt.hash_failed_alert,
+        lt.torrent_error_alert,
+        lt.metadata_received_alert,
+        lt.listen_failed_alert,
+        lt.peer_ban_alert,
+    )
+
+    def forward_alerts(self):
+        for a in self.session.pop_alerts():
+            if isinstance(a, self.NOTABLE):
+                emit({"event": "alert", "type": type(a).__name__, "message": a.message()})
 
     def handle_for(self, cmd):
         ih = cmd.get("info_hash")
@@ -258,40 +254,56 @@ class Runner:
             )
         return {"torrents": torrents, "port": self.session.listen_port()}
 
+    def execute(self, line):
+        """Runs one command line; returns False on "stop"."""
+        try:
+            cmd = json.loads(line)
+        except ValueError as e:
+            emit({"event": "error", "message": "bad command: %s" % e})
+            return True
+        cid = cmd.get("id")
+        try:
+            name = cmd.get("cmd")
+            if name == "add_torrent":
+                result = self.add_torrent(cmd)
+            elif name == "add_peer":
+                self.handle_for(cmd).connect_peer((cmd["ip"], int(cmd["port"])))
+                result = {}
+            elif name == "status":
+                result = self.status(cmd)
+            elif name == "stop":
+                emit({"id": cid, "ok": True})
+                return False
+            else:
+                raise ValueError("unknown command %r" % name)
+            emit(dict(result, id=cid, ok=True))
+        except Exception as e:  # reported to the test, the peer keeps running
+            emit({"id": cid, "ok": False, "error": "%s: %s" % (type(e).__name__, e)})
+        return True
+
     def run(self):
+        # One thread does everything: the Python binding is not safe when one thread pops alerts while another
+        # adds torrents or reads their status (a rare crash without a Python traceback).
         port = self.wait_listening()
-        alerts = threading.Thread(target=self.alerts_loop, daemon=True)
-        alerts.start()
         emit({"event": "ready", "port": port, "version": lt.__version__})
-        for line in sys.stdin:
-            line = line.strip()
-            if not line:
+        stdin = sys.stdin.fileno()
+        pending = b""
+        running = True
+        while running:
+            readable, _, _ = select.select([stdin], [], [], 0.05)
+            self.forward_alerts()
+            if not readable:
                 continue
-            try:
-                cmd = json.loads(line)
-            except ValueError as e:
-                emit({"event": "error", "message": "bad command: %s" % e})
-                continue
-            cid = cmd.get("id")
-            try:
-                name = cmd.get("cmd")
-                if name == "add_torrent":
-                    result = self.add_torrent(cmd)
-                elif name == "add_peer":
-                    self.handle_for(cmd).connect_peer((cmd["ip"], int(cmd["port"])))
-                    result = {}
-                elif name == "status":
-                    result = self.status(cmd)
-                elif name == "stop":
-                    emit({"id": cid, "ok": True})
-                    break
-                else:
-                    raise ValueError("unknown command %r" % name)
-                emit(dict(result, id=cid, ok=True))
-            except Exception as e:  # reported to the test, the peer keeps running
-                emit({"id": cid, "ok": False, "error": "%s: %s" % (type(e).__name__, e)})
-        self.stopping = True
-        alerts.join()
+            chunk = os.read(stdin, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            while running and b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                line = line.strip()
+                if line:
+                    running = self.execute(line.decode("utf-8"))
+        self.forward_alerts()
         for h in self.handles.values():
             self.session.remove_torrent(h)
         del self.session
