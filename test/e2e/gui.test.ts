@@ -157,6 +157,40 @@ describe('web GUI on a real core', () => {
     await dialog.waitFor({ state: 'detached' })
     expect(errors).toEqual([])
   })
+  it('keeps the anonymity the user picked when the settings arrive after the dialog opened', async () => {
+    const { page, errors } = await open(`${core.url}/ui/`)
+    await waitStarted(page)
+    await page.getByTestId('downloads-empty').waitFor()
+    // Hold the dialog's GET /settings until the user has picked 3 hops; the answer then names a folder, so the
+    // test sees when the defaults were applied.
+    let release: () => void = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let held = 0
+    const folder = join(core.stateDir, 'late-defaults')
+    await page.route('**/settings', async (route) => {
+      if (route.request().method() !== 'GET') return route.continue()
+      held += 1
+      await released
+      const response = await route.fetch()
+      const body = (await response.json()) as { settings: { download_defaults: Record<string, unknown> } }
+      body.settings.download_defaults.saveas = folder
+      body.settings.download_defaults.number_hops = 1
+      await route.fulfill({ response, json: body })
+    })
+    await page.getByTestId('add-button').click()
+    await page.getByTestId('add-dialog').waitFor()
+    await expect.poll(() => held, { timeout: 10_000 }).toBeGreaterThan(0)
+    await page.getByTestId('add-hops').selectOption('3')
+    release()
+    await page
+      .getByPlaceholder('Default download folder')
+      .and(page.locator(`[value="${folder}"]`))
+      .waitFor()
+    expect(await page.getByTestId('add-hops').inputValue()).toBe('3')
+    expect(errors).toEqual([])
+  })
 })
 
 describe('API key', () => {

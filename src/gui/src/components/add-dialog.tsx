@@ -77,6 +77,8 @@ export function AddTorrentDialog({
   const [submitting, setSubmitting] = useState(false)
   const [error, setError] = useState('')
   const fileInput = useRef<HTMLInputElement>(null)
+  // Fields the user changed before the settings arrived keep the user's choice.
+  const touched = useRef({ hops: false, safeSeeding: false, destination: false })
 
   // Defaults come from the settings tree: download folder and anonymity.
   useEffect(() => {
@@ -85,9 +87,10 @@ export function AddTorrentDialog({
         const defaults = settings.download_defaults ?? {}
         const anonymous = defaults.anonymity_enabled !== false
         const n = Number(defaults.number_hops)
-        setHops(anonymous ? (Number.isInteger(n) && n >= 0 && n <= 3 ? n : 1) : 0)
-        setSafeSeeding(defaults.safeseeding_enabled !== false)
-        if (typeof defaults.saveas === 'string') setDestination(defaults.saveas)
+        if (!touched.current.hops) setHops(anonymous ? (Number.isInteger(n) && n >= 0 && n <= 3 ? n : 1) : 0)
+        if (!touched.current.safeSeeding) setSafeSeeding(defaults.safeseeding_enabled !== false)
+        if (!touched.current.destination && typeof defaults.saveas === 'string')
+          setDestination(defaults.saveas)
       },
       () => {},
     )
@@ -315,7 +318,14 @@ export function AddTorrentDialog({
       <section className="add-options">
         <label className="field">
           <span className="field-label">Anonymity</span>
-          <select value={hops} onChange={(e) => setHops(Number(e.target.value))} data-testid="add-hops">
+          <select
+            value={hops}
+            onChange={(e) => {
+              touched.current.hops = true
+              setHops(Number(e.target.value))
+            }}
+            data-testid="add-hops"
+          >
             {HOP_LABELS.map((label, n) => (
               <option key={label} value={n}>
                 {label}
@@ -328,7 +338,10 @@ export function AddTorrentDialog({
           <input
             type="text"
             value={destination}
-            onChange={(e) => setDestination(e.target.value)}
+            onChange={(e) => {
+              touched.current.destination = true
+              setDestination(e.target.value)
+            }}
             placeholder="Default download folder"
             spellCheck={false}
           />
@@ -338,7 +351,10 @@ export function AddTorrentDialog({
             type="checkbox"
             checked={hops > 0 || safeSeeding}
             disabled={hops > 0}
-            onChange={(e) => setSafeSeeding(e.target.checked)}
+            onChange={(e) => {
+              touched.current.safeSeeding = true
+              setSafeSeeding(e.target.checked)
+            }}
           />
           <span>Seed anonymously{hops > 0 ? ' (required for anonymous downloads)' : ''}</span>
         </label>
