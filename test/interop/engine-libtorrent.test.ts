@@ -136,32 +136,48 @@ describe.skipIf(!libtorrentAvailable())('BitTorrentEngine against libtorrent', (
     })
   }
 
-  it('seeds to a libtorrent leecher that forces encryption (MSE, RC4)', async () => {
-    const tmp = await tempDir()
-    const { made, contents, seedDir, bytes } = await share(tmp, { 'big.bin': 3 * 1024 * 1024 })
-    const node = await engineAt(path.join(tmp, 'state'), '127.0.0.79')
-    const { infoHash } = await node.engine.add({
-      source: { kind: 'torrent', torrent: bytes },
-      destination: seedDir,
+  for (const c of [
+    { level: 'rc4', name: 'RC4', hosts: ['127.0.0.79', '127.0.0.80'] },
+    { level: 'plaintext', name: 'a plaintext payload', hosts: ['127.0.0.230', '127.0.0.231'] },
+  ] as const) {
+    it(`seeds to a libtorrent leecher that forces encryption (MSE, ${c.name}) and reports it as such`, async () => {
+      const [engineHost, leecherHost] = c.hosts
+      const tmp = await tempDir()
+      const { made, contents, seedDir, bytes } = await share(tmp, { 'big.bin': 3 * 1024 * 1024 })
+      const node = await engineAt(path.join(tmp, 'state'), engineHost)
+      const { infoHash } = await node.engine.add({
+        source: { kind: 'torrent', torrent: bytes },
+        destination: seedDir,
+      })
+      await until(() => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING', 30_000, 'check')
+      const leecher = await LibtorrentPeer.start({
+        host: leecherHost,
+        encryption: 'forced',
+        encryptionLevel: c.level,
+      })
+      cleanup.push(() => leecher.stop())
+      const out = path.join(tmp, 'lt-out')
+      await leecher.addTorrent({ torrentPath: made.torrentPath, savePath: out })
+      await leecher.addPeer({ ip: engineHost, port: node.engine.port })
+      const seen = new Set<string>()
+      await until(
+        () => {
+          for (const p of node.engine.get(infoHash)!.peers()) seen.add(p.encryption)
+          return seen.size > 0
+        },
+        60_000,
+        'the leecher among our peers',
+      )
+      // libtorrent dials only with MSE here, so every connection we saw settled on the method it allows.
+      expect([...seen]).toEqual([c.level])
+      const status = await leecher.waitFor((s) => (s.torrents[0]?.peers.length ?? 0) > 0, {
+        timeoutMs: 60_000,
+      })
+      expect(status.torrents[0]!.peers.every((p) => p.encryption === c.level)).toBe(true)
+      await leecher.waitFor((s) => s.torrents[0]?.isSeeding === true, { timeoutMs: 120_000 })
+      await expectSameFiles(contents, out)
     })
-    await until(() => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING', 30_000, 'check')
-    const leecher = await LibtorrentPeer.start({ host: '127.0.0.80', encryption: 'forced' })
-    cleanup.push(() => leecher.stop())
-    const out = path.join(tmp, 'lt-out')
-    await leecher.addTorrent({ torrentPath: made.torrentPath, savePath: out })
-    await leecher.addPeer({ ip: '127.0.0.79', port: node.engine.port })
-    await until(
-      () =>
-        node.engine
-          .get(infoHash)!
-          .peers()
-          .some((p) => p.encrypted),
-      60_000,
-      'an encrypted peer',
-    )
-    await leecher.waitFor((s) => s.torrents[0]?.isSeeding === true, { timeoutMs: 120_000 })
-    await expectSameFiles(contents, out)
-  })
+  }
 
   it('downloads a magnet whose metadata comes from the libtorrent peer', async () => {
     const tmp = await tempDir()

@@ -143,7 +143,7 @@ class HandleDouble implements DownloadHandle {
         totalDown: 90,
         completed: 1,
         connectionType: 1,
-        encrypted: false,
+        encryption: 'none',
       },
     ]
   }

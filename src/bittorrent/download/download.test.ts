@@ -7,7 +7,7 @@ import { ManualClock } from '../../common/index.js'
 import type { DownloadState } from '../engine/types.js'
 import type { PeerWire } from '../peer-wire/index.js'
 import { decideUnchokes } from './choker.js'
-import { type Download, MAX_PEER_CANDIDATES } from './download.js'
+import { Download, MAX_PEER_CANDIDATES } from './download.js'
 import { MemorySwarm, makeTorrent, sameBytes, type TestTorrent, until } from './swarm.test-support.js'
 
 const SEED = { host: '10.0.0.1', port: 6881 }
@@ -493,6 +493,49 @@ describe('Download over in-memory connections', () => {
     expect(bad.status().error).not.toBe('')
     await until(() => good.state === 'DLSTATUS_SEEDING', 20_000, 'the good download')
     expect(seed.state).toBe('DLSTATUS_SEEDING')
+  })
+
+  it('reports how each connection is encrypted, and an MSE handshake with a plaintext payload is not RC4', async () => {
+    const t = await fixture({ 'a.bin': 4 * 1024 * 1024 })
+    const s = swarm()
+    for (const address of [SEED, SEED2]) {
+      const seed = s.add(address, {
+        infoHash: t.torrent.infoHash,
+        torrent: t.torrent,
+        downloadDir: t.seedDir,
+      })
+      await seed.start()
+    }
+    const dial = s.connector(LEECH)
+    const leech = new Download(
+      {
+        // As the engine's MSE connector reports the method each handshake settled on.
+        connect: async (peer, opts) => ({
+          ...(await dial(peer, opts)),
+          encryption: peer.host === SEED.host ? 'plaintext' : 'rc4',
+        }),
+        peerId: randomBytes(20),
+      },
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: path.join(t.root, 'leech') },
+    )
+    cleanup.push(() => leech.stop())
+    await leech.start()
+    leech.addPeers([SEED, SEED2], 'manual')
+    // Seeds drop each other once the leech completes, so what is seen is collected while it downloads.
+    const byHost: Record<string, string> = {}
+    const atSeed = new Set<string>()
+    await until(
+      () => {
+        for (const p of leech.peers()) byHost[p.ip] = p.encryption
+        for (const p of s.downloads[0]!.peers()) atSeed.add(p.encryption)
+        return Object.keys(byHost).length === 2 && atSeed.size > 0
+      },
+      15_000,
+      'both seeds connected',
+    )
+    expect(byHost).toEqual({ [SEED.host]: 'plaintext', [SEED2.host]: 'rc4' })
+    // The seed accepted a plain in-process stream, with no encryption at all.
+    expect([...atSeed]).toEqual(['none'])
   })
 
   it('downloads from two seeds at once and gets blocks from both', async () => {

@@ -29,6 +29,7 @@ import {
   DownloadError,
   type DownloadTuning,
   type PeerConnection,
+  type PeerEncryption,
   type PeerSource,
 } from './types.js'
 
@@ -104,7 +105,7 @@ interface PeerMeta {
   transport: 'tcp' | 'utp'
   direction: 'L' | 'R'
   candidate?: Candidate
-  encrypted?: boolean
+  encryption?: PeerEncryption
 }
 
 /** One connected peer. */
@@ -113,7 +114,7 @@ class Peer {
   readonly address: SocketAddress
   readonly transport: 'tcp' | 'utp'
   readonly direction: 'L' | 'R'
-  readonly encrypted: boolean
+  readonly encryption: PeerEncryption
   candidate: Candidate | undefined
   readonly connectedAtMs: number
   /** Requests of ours in flight. */
@@ -132,7 +133,7 @@ class Peer {
 
   constructor(wire: PeerWire, meta: PeerMeta, clock: Clock) {
     this.wire = wire
-    this.encrypted = meta.encrypted === true
+    this.encryption = meta.encryption ?? 'none'
     this.address = meta.address
     this.transport = meta.transport
     this.direction = meta.direction
@@ -510,7 +511,7 @@ export class Download {
           totalDown: p.down.total,
           completed: pieceCount === 0 ? 0 : Math.min(1, wire.peerPieceCount / pieceCount),
           connectionType: p.transport === 'utp' ? 1 : 0,
-          encrypted: p.encrypted,
+          encryption: p.encryption,
         }
       })
   }
@@ -753,7 +754,7 @@ export class Download {
       transport: conn.transport,
       direction: 'L',
       candidate: c,
-      encrypted: conn.encrypted === true,
+      encryption: conn.encryption ?? 'none',
     })
     wire.on('handshake', () => this.#onHandshake(peer))
   }

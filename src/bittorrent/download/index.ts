@@ -25,6 +25,7 @@ export {
   type DownloadTuning,
   type PeerConnection,
   type PeerConnector,
+  type PeerEncryption,
   type PeerSource,
   type SeedingPolicy,
   type TransferLimiter,

@@ -6,12 +6,19 @@ import type { SocketAddress } from '../../net/index.js'
 /** Where a peer address came from. */
 export type PeerSource = 'tracker' | 'dht' | 'pex' | 'lsd' | 'manual' | 'incoming'
 
+/**
+ * How a peer connection is protected, as libtorrent's peer flags tell it: `rc4` (`rc4_encrypted`) after a message
+ * stream encryption handshake that chose an RC4 payload, `plaintext` (`plaintext_encrypted`) after one that chose a
+ * plaintext payload (only the handshake was obfuscated), `none` for plain BitTorrent.
+ */
+export type PeerEncryption = 'none' | 'plaintext' | 'rc4'
+
 /** An open byte stream to a peer and the transport it runs over. */
 export interface PeerConnection {
   readonly stream: Duplex
   readonly transport: 'tcp' | 'utp'
-  /** Whether the stream runs over message stream encryption (BEP 8's MSE). Default false. */
-  readonly encrypted?: boolean
+  /** Message stream encryption (MSE) of the stream and the payload method it settled on. Default `none`. */
+  readonly encryption?: PeerEncryption
 }
 
 /** Dials a peer: a TCP socket, a uTP stream, or one end of an in-process pair in tests. */

@@ -33,6 +33,7 @@ import {
   type DownloadTuning,
   type PeerConnection,
   type PeerConnector,
+  type PeerEncryption,
   type SeedingPolicy,
   type TransferLimiter,
 } from '../download/index.js'
@@ -813,7 +814,11 @@ export class BitTorrentEngine implements DownloadManager, Service {
           preferRc4: false,
           signal: opts.signal,
         })
-        return { stream: out.stream, transport: raw.transport, encrypted: true }
+        return {
+          stream: out.stream,
+          transport: raw.transport,
+          encryption: out.encrypted ? out.method : 'none',
+        }
       } catch (err) {
         const noMse = err instanceof MseError && NO_MSE_FAILURES.has(err.code)
         if (policy === 'forced' || opts.signal.aborted || !noMse) throw err
@@ -1130,7 +1135,14 @@ export class BitTorrentEngine implements DownloadManager, Service {
       lookup: (hash) => this.#lookupEncrypted(hash, anonymous?.hops ?? 0),
     })
       .then(
-        (conn) => this.#onPlaintext(conn.stream, address, transport, conn.encrypted, anonymous),
+        (conn) =>
+          this.#onPlaintext(
+            conn.stream,
+            address,
+            transport,
+            conn.encrypted ? conn.method : 'none',
+            anonymous,
+          ),
         (err: unknown) => this.#log.debug('incoming handshake failed', { err: errorMessage(err) }),
       )
       .catch((err: unknown) => {
@@ -1153,7 +1165,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     stream: Duplex,
     address: SocketAddress,
     transport: 'tcp' | 'utp',
-    encrypted: boolean,
+    encryption: PeerEncryption,
     anonymous: AnonymousTransport | undefined,
   ): void {
     if (!this.#running) {
@@ -1178,7 +1190,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
         wire.destroy()
         return
       }
-      handle.download.acceptIncoming(wire, { address, transport, encrypted })
+      handle.download.acceptIncoming(wire, { address, transport, encryption })
     })
   }
 }

@@ -112,7 +112,12 @@ export interface PeerStatus {
   readonly completed: number
   /** 0 TCP, 1 uTP. */
   readonly connectionType: 0 | 1
-  readonly encrypted: boolean
+  /**
+   * Message stream encryption of the connection, as libtorrent's peer flags: `rc4` (`rc4_encrypted`), `plaintext`
+   * (`plaintext_encrypted`: an MSE handshake that settled on a plaintext payload, so the payload is not encrypted)
+   * or `none` (plain BitTorrent).
+   */
+  readonly encryption: 'none' | 'plaintext' | 'rc4'
 }
 
 export interface FileStatus {
