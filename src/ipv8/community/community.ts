@@ -346,7 +346,9 @@ export class Community implements Service {
     if (this.endpoint.isRegistered(this.prefix)) {
       throw new Ipv8Error('DUPLICATE_COMMUNITY', { communityId: this.communityId.toString('hex') })
     }
-    this.#unregister = this.endpoint.register(this.prefix, (data, source) => this.onPacket(data, source))
+    this.#unregister = this.endpoint.register(this.prefix, (data, source) => this.onPacket(data, source), {
+      established: (data, source) => this.isEstablishedTraffic(data, source),
+    })
     this.#running = true
     const settings = this.#settings
     const bootstrap = { ...this.#nodeBootstrap, ...(settings.bootstrap ?? {}) }
@@ -639,6 +641,14 @@ export class Community implements Service {
   /** Signs and sends one message to a peer. */
   ezSend<T>(peer: Peer | SocketAddress, schema: PayloadSchema<T>, value: T): void {
     this.send('address' in peer ? peer.address : peer, this.createSigned(schema, value))
+  }
+
+  /**
+   * Whether a datagram belongs to traffic this node agreed to carry, so the endpoint's per-source flood limit
+   * does not count it. Runs before any parsing, for every datagram of this community. None by default.
+   */
+  protected isEstablishedTraffic(_data: Buffer, _source: SocketAddress): boolean {
+    return false
   }
 
   /** Handles one datagram of this community; returns false when it was dropped. Never throws. */

@@ -4,7 +4,7 @@ import { MemoryNetwork, seededRandom } from '../../net/index.js'
 import { Community } from '../community/index.js'
 import { DiscoveryCommunity } from '../discovery/index.js'
 import { PrivateKey } from '../keys/index.js'
-import { communityPrefix } from '../serialization/index.js'
+import { communityPrefix, PREFIX_LENGTH } from '../serialization/index.js'
 import { loadVectors } from '../testing/vectors.js'
 import { BEACON_HEADER, Ipv8Endpoint } from './index.js'
 
@@ -81,6 +81,38 @@ describe('Ipv8Endpoint', () => {
     clock.advance(100)
     for (let i = 0; i < 50; i++) ep.receive(packet, from)
     expect(handled).toBe(21)
+  })
+
+  it('does not count established traffic against the flood limit, but still limits the rest', async () => {
+    const { ep } = await endpoint({ rateLimit: { packetsPerSec: 100, burst: 10 } })
+    const neighbour = { host: '127.0.0.8', port: 1 }
+    const flows: string[] = []
+    ep.register(
+      prefixA,
+      (data) => {
+        flows.push(data[PREFIX_LENGTH] === 0 ? 'cell' : 'other')
+        return true
+      },
+      // a cell (message id 0) from the neighbour is established; the check may throw on anything else
+      {
+        established: (data, source) => {
+          if (data[PREFIX_LENGTH] === 0xff) throw new Error('boom')
+          return data[PREFIX_LENGTH] === 0 && source.host === neighbour.host && source.port === neighbour.port
+        },
+      },
+    )
+    const cell = Buffer.concat([prefixA, Buffer.from([0])])
+    const other = Buffer.concat([prefixA, Buffer.from([1])])
+    for (let i = 0; i < 1_000; i++) ep.receive(cell, neighbour)
+    expect(flows.filter((f) => f === 'cell')).toHaveLength(1_000)
+    expect(ep.stats.drops.rateLimited).toBe(0)
+    // the neighbour's other messages, and the same cells from anyone else, use the per-host budget
+    for (let i = 0; i < 50; i++) ep.receive(other, neighbour)
+    for (let i = 0; i < 50; i++) ep.receive(cell, from)
+    for (let i = 0; i < 50; i++) ep.receive(Buffer.concat([prefixA, Buffer.from([0xff])]), from)
+    expect(flows.filter((f) => f === 'other')).toHaveLength(10)
+    expect(flows).toHaveLength(1_000 + 10 + 10)
+    expect(ep.stats.drops.rateLimited).toBe(40 + 40 + 50)
   })
 
   it('hands LAN announces to beacon listeners', async () => {

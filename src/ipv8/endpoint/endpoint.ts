@@ -43,8 +43,22 @@ export interface EndpointStats {
 
 /** Options of an {@link Ipv8Endpoint}. */
 export interface EndpointOptions {
-  /** Per-source-host limit, or `false` for none. Default 20 000 packets/s with a burst of 20 000. */
+  /**
+   * Per-source-host limit on unsolicited traffic, or `false` for none. Default 20 000 packets/s with a burst of
+   * 20 000. Datagrams a community calls established (see {@link RegisterOptions}) are not counted.
+   */
   rateLimit?: RateLimit | false
+}
+
+/** How a community registers with the endpoint. */
+export interface RegisterOptions {
+  /**
+   * Whether a datagram belongs to traffic this node already agreed to carry (a tunnel cell from the neighbour of
+   * one of its circuits). Such datagrams skip the per-source flood limit, so a busy circuit is not throttled
+   * like a flood; everything else from that host still counts. Called for every datagram with this prefix,
+   * before any parsing, so it must be cheap (one that throws counts as unsolicited).
+   */
+  established?: (data: Buffer, from: SocketAddress) => boolean
 }
 
 /** Dependencies of an {@link Ipv8Endpoint}. */
@@ -63,6 +77,7 @@ function zeroCounters(): TrafficCounters {
 
 interface Registration {
   listener: PacketListener
+  established: ((data: Buffer, from: SocketAddress) => boolean) | undefined
   counters: TrafficCounters
 }
 
@@ -102,11 +117,11 @@ export class Ipv8Endpoint {
   }
 
   /** Routes datagrams starting with `prefix` to `listener`; returns the function that unregisters it. */
-  register(prefix: Uint8Array, listener: PacketListener): () => void {
+  register(prefix: Uint8Array, listener: PacketListener, opts: RegisterOptions = {}): () => void {
     const key = Buffer.from(prefix).toString('latin1')
     if (prefix.length !== PREFIX_LENGTH) throw new RangeError('a community prefix is 22 bytes')
     if (this.#byPrefix.has(key)) throw new RangeError('this prefix is already registered')
-    const registration = { listener, counters: zeroCounters() }
+    const registration: Registration = { listener, established: opts.established, counters: zeroCounters() }
     this.#byPrefix.set(key, registration)
     return () => {
       if (this.#byPrefix.get(key) === registration) this.#byPrefix.delete(key)
@@ -140,7 +155,12 @@ export class Ipv8Endpoint {
   receive(data: Buffer, from: SocketAddress): void {
     this.#total.bytesIn += data.length
     this.#total.packetsIn += 1
-    if (this.#limiter !== undefined && !this.#limiter.admit(from.host)) {
+    const registration = this.#registrationOf(data)
+    if (
+      this.#limiter !== undefined &&
+      !this.#established(registration, data, from) &&
+      !this.#limiter.admit(from.host)
+    ) {
       this.#drops.rateLimited += 1
       this.#total.packetsDropped += 1
       return
@@ -149,7 +169,6 @@ export class Ipv8Endpoint {
       this.#drop('tooShort')
       return
     }
-    const registration = this.#registrationOf(data)
     if (registration === undefined) {
       if (!this.#beacon(data, from)) this.#drop('unknownPrefix')
       return
@@ -196,6 +215,17 @@ export class Ipv8Endpoint {
     if (data.length < PREFIX_LENGTH) return undefined
     const key = Buffer.from(data.buffer, data.byteOffset, PREFIX_LENGTH).toString('latin1')
     return this.#byPrefix.get(key)
+  }
+
+  #established(registration: Registration | undefined, data: Buffer, from: SocketAddress): boolean {
+    const established = registration?.established
+    if (established === undefined) return false
+    try {
+      return established(data, from)
+    } catch (err) {
+      log.debug('established check threw', { err })
+      return false
+    }
   }
 
   #drop(reason: keyof EndpointDrops): void {

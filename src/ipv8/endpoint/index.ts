@@ -6,6 +6,7 @@ export {
   type EndpointStats,
   Ipv8Endpoint,
   type PacketListener,
+  type RegisterOptions,
   type TrafficCounters,
 } from './endpoint.js'
 export { type RateLimit, SourceRateLimiter } from './rate-limit.js'

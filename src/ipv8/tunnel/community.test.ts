@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../common/index.js'
 import { type DatagramSocket, MemoryNetwork, type SocketAddress } from '../../net/index.js'
+import type { EndpointOptions } from '../endpoint/index.js'
 import { OverlayTestNetwork } from '../testing/harness.js'
 import { circuitDatagramSocket } from './circuit-socket.js'
 import { TunnelCommunity } from './community.js'
@@ -35,6 +36,7 @@ async function setup(
   count: number,
   exits: number[],
   tunnel: Partial<TunnelSettings> = {},
+  endpoint: EndpointOptions = {},
 ): Promise<Scenario> {
   const clock = new ManualClock()
   const memory = new MemoryNetwork({ clock, latencyMs: 5, seed: 7 })
@@ -49,7 +51,7 @@ async function setup(
           exitBindHost: `127.0.0.${i + 1}`,
         },
       ),
-    { transport: memory, clock },
+    { transport: memory, clock, endpoint },
   )
   const echo = await memory.bind(ECHO)
   const seen: SocketAddress[] = []
@@ -269,6 +271,40 @@ describe('TunnelCommunity circuits (in-memory network)', () => {
     s.net.node(0).community.sendData(circuit, ECHO, ping(1))
     for (let i = 0; i < 20 && got.length === 0; i++) await s.run(100)
     expect(got).toHaveLength(1)
+  })
+
+  it('lets circuit traffic past the per-host flood limit while a flooder stays limited', async () => {
+    // a limit far below the traffic below, which introductions and circuit set-up stay well within
+    const s = await setup(4, [2, 3], {}, { rateLimit: { packetsPerSec: 20, burst: 40 } })
+    const client = s.net.node(0).community
+    const circuit = await readyCircuit(s, 1)
+    const exitNode = s.net.nodes.find((n) => n.key.publicKey.equals(circuit.hops[0]?.publicKey as never))
+    if (exitNode === undefined) throw new Error('no exit')
+    const got: Buffer[] = []
+    circuit.onData((data) => got.push(data))
+    // the first datagram opens the exit's socket, which queues only a few until it is bound
+    client.sendData(circuit, ECHO, ping(0))
+    for (let i = 0; i < 50 && got.length < 1; i++) await s.run(100)
+    for (let i = 1; i <= 300; i++) client.sendData(circuit, ECHO, ping(i))
+    for (let i = 0; i < 50 && got.length < 301; i++) await s.run(100)
+    // every cell crossed the exit's endpoint and every reply the client's
+    expect(s.seen).toHaveLength(301)
+    expect(got).toHaveLength(301)
+    expect(exitNode.endpoint.stats.drops.rateLimited).toBe(0)
+    expect(s.net.node(0).endpoint.stats.drops.rateLimited).toBe(0)
+
+    // the same circuit id from another address is a flood like any other
+    const flooder = await s.memory.bind({ host: '127.0.0.99' })
+    const cell = encodeCell(exitNode.community.prefix, {
+      circuitId: circuit.circuitId,
+      plaintext: false,
+      relayEarly: false,
+      message: Buffer.alloc(100),
+    })
+    for (let i = 0; i < 300; i++) flooder.send(cell, exitNode.socket.local)
+    await s.run(100)
+    expect(exitNode.endpoint.stats.drops.rateLimited).toBeGreaterThanOrEqual(300 - 40 - 5)
+    await flooder.close()
   })
 
   it('refuses to exit traffic that does not look like BitTorrent or IPv8', async () => {
