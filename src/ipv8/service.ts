@@ -196,6 +196,10 @@ export class Ipv8Service implements Service {
           exit: config.getBoolean('tunnel_community', 'exitnode_enabled'),
           minCircuits,
           maxCircuits: Math.max(minCircuits, positive('max_circuits', 8)),
+          relaySlots: {
+            random: Math.max(0, config.getNumber('tunnel_community', 'random_slots')),
+            competing: Math.max(0, config.getNumber('tunnel_community', 'competing_slots')),
+          },
         },
         ...(host !== '' && host !== '0.0.0.0' && { exitBindHost: host }),
       },

@@ -78,22 +78,34 @@ export const tunnelRoutes: RouteModule = (app, { session }) => {
         tags: ['debug'],
         summary: "Slots that admit other nodes' circuits to this relay or exit",
         description:
-          'Random slots hold a circuit id or null, competing slots `[balance, circuit id or null]` (a circuit ' +
-          'wins a competing slot by its bandwidth balance). That admission is not implemented yet, so no slot ' +
-          'is ever assigned.',
+          'Random slots hold the circuit id that took them or null; competing slots are `[balance, circuit id ' +
+          'or null]`. A create is answered only if its circuit gets a slot: a free random slot first, else a ' +
+          'free competing slot, else the competing slot with the lowest balance if the initiator has a higher ' +
+          'one (that circuit is destroyed), else the create is refused. Slots free when the relay or exit ' +
+          'goes. This node keeps no bandwidth ledger, so every balance is 0: competing slots go first come, ' +
+          'first served. Sized by `tunnel_community.random_slots` and `competing_slots` at start.',
         response: {
-          200: obj({ slots: obj({ random: { type: 'array' }, competing: { type: 'array' } }) }),
+          200: obj({
+            slots: obj({
+              random: array({ type: ['integer', 'null'] }),
+              competing: array({
+                type: 'array',
+                items: { type: ['integer', 'null'] },
+                minItems: 2,
+                maxItems: 2,
+              }),
+            }),
+          }),
           ...COMMON_ERRORS,
         },
       },
     },
     () => {
-      tunnels()
-      const count = (key: string): number => Math.max(0, session.config.getNumber('tunnel_community', key))
+      const slots = tunnels().slots
       return {
         slots: {
-          random: Array.from({ length: count('random_slots') }, () => null),
-          competing: Array.from({ length: count('competing_slots') }, () => [0, null]),
+          random: (slots?.random ?? []).map((id) => id ?? null),
+          competing: (slots?.competing ?? []).map((s) => [s.balance, s.circuitId ?? null]),
         },
       }
     },

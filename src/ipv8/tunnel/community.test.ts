@@ -3,11 +3,12 @@ import { ManualClock } from '../../common/index.js'
 import { type DatagramSocket, MemoryNetwork, type SocketAddress } from '../../net/index.js'
 import type { EndpointOptions } from '../endpoint/index.js'
 import { OverlayTestNetwork } from '../testing/harness.js'
+import type { Circuit } from './circuit.js'
 import { circuitDatagramSocket } from './circuit-socket.js'
 import { TunnelCommunity } from './community.js'
 import { encryptLayer, type SessionKeys } from './crypto.js'
 import { cellMessage, DataPayload, encodeCell } from './payloads.js'
-import { FORWARD, PEER_FLAG_EXIT_BT, type TunnelSettings } from './types.js'
+import { DESTROY_REASON_UNNEEDED, FORWARD, PEER_FLAG_EXIT_BT, type TunnelSettings } from './types.js'
 
 const ECHO: SocketAddress = { host: '127.0.0.200', port: 7 }
 // Exits only carry BitTorrent-like or IPv8-like traffic: a UDP tracker action 0 at offset 0 passes the checker.
@@ -37,13 +38,14 @@ async function setup(
   exits: number[],
   tunnel: Partial<TunnelSettings> = {},
   endpoint: EndpointOptions = {},
+  classOf: (index: number) => typeof TunnelCommunity = () => TunnelCommunity,
 ): Promise<Scenario> {
   const clock = new ManualClock()
   const memory = new MemoryNetwork({ clock, latencyMs: 5, seed: 7 })
   const net = await OverlayTestNetwork.create(
     count,
     (deps, i, bootstrap) =>
-      new TunnelCommunity(
+      new (classOf(i))(
         { ...deps, exitTransport: memory },
         {
           bootstrap: { publicNetwork: false, addresses: bootstrap },
@@ -387,5 +389,110 @@ describe('TunnelCommunity circuits (in-memory network)', () => {
     expect(exit.drops.replayed).toBe(1)
     await s.run(500)
     expect(s.seen.length).toBe(seenBefore)
+  })
+})
+
+describe('TunnelCommunity relay slots (in-memory network)', () => {
+  async function ready(s: Scenario, circuits: Circuit[]): Promise<void> {
+    for (let i = 0; i < 100 && circuits.some((c) => c.state === 'extending'); i++) await s.run(100)
+  }
+
+  it('admits creates into free random, then competing slots, refuses the next and admits again once one frees', async () => {
+    const s = await setup(2, [1], { relaySlots: { random: 1, competing: 1 } })
+    const client = s.net.node(0).community
+    const exit = s.net.node(1).community
+    const first = client.createCircuit(1) as Circuit
+    await ready(s, [first])
+    const second = client.createCircuit(1) as Circuit
+    await ready(s, [second])
+    expect([first.state, second.state]).toEqual(['ready', 'ready'])
+    expect(exit.slots?.random).toEqual([first.circuitId])
+    expect(exit.slots?.competing).toEqual([{ balance: 0, circuitId: second.circuitId }])
+
+    // every balance is 0, so the third cannot win a competing slot: its create goes unanswered
+    const third = client.createCircuit(1) as Circuit
+    for (let i = 0; i < 150 && third.state !== 'closing'; i++) await s.run(100)
+    expect(third.state).toBe('closing')
+    expect(third.closeReason).toContain('timeout')
+    expect(exit.drops.noSlot).toBe(1)
+    expect(exit.exitSockets.has(third.circuitId)).toBe(false)
+    expect(second.state).toBe('ready')
+
+    client.removeCircuit(first.circuitId, 'test', DESTROY_REASON_UNNEEDED)
+    for (let i = 0; i < 20 && exit.slots?.random[0] !== undefined; i++) await s.run(100)
+    expect(exit.slots?.random).toEqual([undefined])
+    const fourth = client.createCircuit(1) as Circuit
+    await ready(s, [fourth])
+    expect(fourth.state).toBe('ready')
+    expect(exit.slots?.random).toEqual([fourth.circuitId])
+  })
+
+  it('gives a competing slot to a higher balance, destroying the circuit that held it', async () => {
+    const balances = [1, 5, 2]
+    class Ledger extends TunnelCommunity {
+      protected override initiatorBalance(): number {
+        return balances.shift() ?? 0
+      }
+    }
+    const s = await setup(2, [1], { relaySlots: { random: 0, competing: 1 } }, {}, (i) =>
+      i === 1 ? Ledger : TunnelCommunity,
+    )
+    const client = s.net.node(0).community
+    const exit = s.net.node(1).community
+    const removed: string[] = []
+    client.tunnelEvents.on('circuit-removed', ({ circuit, reason }) => {
+      if (circuit.circuitId === poor.circuitId) removed.push(reason)
+    })
+    const poor = client.createCircuit(1) as Circuit
+    await ready(s, [poor])
+    expect(exit.slots?.competing).toEqual([{ balance: 1, circuitId: poor.circuitId }])
+
+    const rich = client.createCircuit(1) as Circuit
+    await ready(s, [rich])
+    for (let i = 0; i < 20 && poor.state !== 'closing'; i++) await s.run(100)
+    expect(rich.state).toBe('ready')
+    expect(poor.state).toBe('closing')
+    expect(removed[0]).toMatch(/^destroyed by/)
+    expect(exit.slots?.competing).toEqual([{ balance: 5, circuitId: rich.circuitId }])
+    expect([...exit.exitSockets.keys()]).toEqual([rich.circuitId])
+
+    const lower = client.createCircuit(1) as Circuit
+    for (let i = 0; i < 150 && lower.state !== 'closing'; i++) await s.run(100)
+    expect(lower.state).toBe('closing')
+    expect(exit.drops.noSlot).toBe(1)
+    expect(exit.slots?.competing).toEqual([{ balance: 5, circuitId: rich.circuitId }])
+  })
+
+  it('holds a slot on the relay and on the exit of a 2-hop circuit and frees both on destroy', async () => {
+    const s = await setup(4, [2, 3], { relaySlots: { random: 2, competing: 0 } })
+    const client = s.net.node(0).community
+    const circuit = await readyCircuit(s, 2)
+    const node = (i: number) =>
+      s.net.nodes.find((n) => n.key.publicKey.equals(circuit.hops[i]?.publicKey as never))?.community
+    const relay = node(0) as TunnelCommunity
+    const exit = node(1) as TunnelCommunity
+    const onward = relay.relays.get(circuit.circuitId)?.circuitId as number
+    expect(relay.slots?.random).toContain(circuit.circuitId)
+    expect(exit.slots?.random).toContain(onward)
+    client.stopTunnels(2)
+    client.removeCircuit(circuit.circuitId, 'test', DESTROY_REASON_UNNEEDED)
+    const held = (): number =>
+      [relay, exit].reduce((n, c) => n + (c.slots?.random.filter((id) => id !== undefined).length ?? 0), 0)
+    for (let i = 0; i < 20 && held() > 0; i++) await s.run(100)
+    expect(held()).toBe(0)
+  })
+
+  it('frees the slots of a circuit whose originator vanished, once the routes time out', async () => {
+    const s = await setup(4, [2, 3], { relaySlots: { random: 2, competing: 0 } })
+    const client = s.net.node(0).community
+    const circuit = await readyCircuit(s, 2)
+    client.stopTunnels(2)
+    const relay = s.net.nodes.find((n) => n.key.publicKey.equals(circuit.hops[0]?.publicKey as never))
+    expect(relay?.community.slots?.random).toContain(circuit.circuitId)
+    // no destroy: the client's host simply goes silent
+    s.memory.partition('127.0.0.1')
+    for (let i = 0; i < 60 && relay?.community.slots?.has(circuit.circuitId); i++) await s.run(1_000)
+    expect(relay?.community.slots?.has(circuit.circuitId)).toBe(false)
+    expect(relay?.community.relays.size).toBe(0)
   })
 })

@@ -50,6 +50,7 @@ import {
   TestResponsePayload,
   writeCellHeader,
 } from './payloads.js'
+import { RelaySlots } from './slots.js'
 import {
   BACKWARD,
   type CircuitId,
@@ -57,6 +58,7 @@ import {
   type CircuitPurpose,
   DEFAULT_TUNNEL_SETTINGS,
   DESTROY_REASON_SHUTDOWN,
+  DESTROY_REASON_UNKNOWN,
   FORWARD,
   type JoinedInfo,
   PEER_FLAG_EXIT_BT,
@@ -154,11 +156,17 @@ export class TunnelCommunity extends Community {
     replayed: 0,
     relayEarly: 0,
     exitRefused: 0,
+    noSlot: 0,
     unauthorizedDestroy: 0,
     unexpected: 0,
   }
   /** Circuits wanted per hop count. */
   readonly circuitsNeeded = new Map<number, number>()
+  /**
+   * Tribler's relay slots, keyed by the circuit id the previous hop chose; undefined unless
+   * `settings.relaySlots` is set.
+   */
+  readonly slots: RelaySlots | undefined
   readonly #exitTransport: DatagramTransport
   readonly #exitBindHost: string
   readonly #cellHandlers = new Map<number, [PayloadSchema<{ circuitId: number }>, CellHandler<never>]>()
@@ -170,6 +178,8 @@ export class TunnelCommunity extends Community {
     this.settings = { ...DEFAULT_TUNNEL_SETTINGS, ...options.tunnel }
     this.#exitTransport = deps.exitTransport ?? udpTransport
     this.#exitBindHost = options.exitBindHost ?? '0.0.0.0'
+    const slots = this.settings.relaySlots
+    this.slots = slots === undefined ? undefined : new RelaySlots(slots.random, slots.competing)
     const flags = new Set([PEER_FLAG_RELAY, PEER_FLAG_SPEED_TEST, ...this.settings.extraFlags])
     if (this.settings.exit) {
       flags.add(PEER_FLAG_EXIT_BT)
@@ -221,6 +231,7 @@ export class TunnelCommunity extends Community {
     this.circuits.clear()
     this.relays.clear()
     this.exitSockets.clear()
+    this.slots?.clear()
     await super.stop()
   }
 
@@ -767,12 +778,18 @@ export class TunnelCommunity extends Community {
 
   #onCreate(source: SocketAddress, payload: CreatePayload): void {
     if (this.#myFlags.length === 0) return
-    if (this.requestCache.has('created', payload.circuitId) || this.exitSockets.has(payload.circuitId)) {
+    if (
+      this.requestCache.has('created', payload.circuitId) ||
+      this.exitSockets.has(payload.circuitId) ||
+      this.relays.has(payload.circuitId)
+    ) {
       this.drops.unexpected += 1
       return
     }
+    // Refusals send nothing back: the initiator's create times out and it tries another peer (py-ipv8).
     if (this.relays.size + this.exitSockets.size >= this.settings.maxJoinedCircuits) {
       log.debug('too many joined circuits, refusing create', { circuitId: payload.circuitId })
+      this.drops.noSlot += 1
       return
     }
     let previousKey: PublicKey
@@ -783,6 +800,15 @@ export class TunnelCommunity extends Community {
     } catch {
       this.drops.malformed += 1
       return
+    }
+    if (this.slots !== undefined) {
+      const admission = this.slots.admit(payload.circuitId, () => this.initiatorBalance(payload.circuitId))
+      if (!admission.admitted) {
+        log.debug('no relay slot, refusing create', { circuitId: payload.circuitId })
+        this.drops.noSlot += 1
+        return
+      }
+      if (admission.evicted !== undefined) this.#evict(admission.evicted)
     }
     const keys = withReplayProtection(deriveSessionKeys(answer.shared))
     // Up to 4 relay-only peers, then up to 4 exits with the first exit listed twice to mark the boundary.
@@ -1247,7 +1273,37 @@ export class TunnelCommunity extends Community {
     this.tunnelEvents.emit('circuit-removed', { circuit, reason })
   }
 
+  /**
+   * The bandwidth balance of the initiator of a circuit we are asked to join, which decides who gets a competing
+   * slot. Tribler 7.0 read it from the initiator's latest TrustChain bandwidth block, fetched with
+   * balance-request cells along the circuit; later Tribler dropped both, and this node keeps no bandwidth
+   * ledger, so every initiator's balance is 0: competing slots are taken first come, first served and nobody is
+   * evicted.
+   */
+  protected initiatorBalance(_circuitId: CircuitId): number {
+    return 0
+  }
+
+  /** Tears down a circuit that lost its competing slot, telling both neighbours (Tribler destroys it too). */
+  #evict(circuitId: CircuitId): void {
+    const next = this.relays.get(circuitId)
+    if (next !== undefined) {
+      const back = this.relays.get(next.circuitId)
+      this.#sendDestroy(next.address, next.circuitId, DESTROY_REASON_UNKNOWN)
+      if (back !== undefined) this.#sendDestroy(back.address, back.circuitId, DESTROY_REASON_UNKNOWN)
+      this.#removeRelay(circuitId)
+      this.#removeRelay(next.circuitId)
+    }
+    const exit = this.exitSockets.get(circuitId)
+    if (exit !== undefined) {
+      this.#sendDestroy(exit.address, exit.circuitId, DESTROY_REASON_UNKNOWN)
+      this.#removeExit(circuitId, 'lost its relay slot')
+    }
+    log.debug('circuit evicted from its relay slot', { circuitId })
+  }
+
   #removeRelay(circuitId: CircuitId): void {
+    this.slots?.release(circuitId)
     const route = this.relays.get(circuitId)
     this.#later(`remove-relay-${circuitId}`, () => {
       if (this.relays.get(circuitId) === route) this.relays.delete(circuitId)
@@ -1255,6 +1311,7 @@ export class TunnelCommunity extends Community {
   }
 
   #removeExit(circuitId: CircuitId, reason: string): void {
+    this.slots?.release(circuitId)
     const exit = this.exitSockets.get(circuitId)
     if (exit === undefined) return
     log.debug('exit socket removed', { circuitId, reason })

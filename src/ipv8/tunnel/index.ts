@@ -36,4 +36,5 @@ export {
   hiddenLookupHash,
 } from './hidden-services.js'
 export * from './payloads.js'
+export { type CompetingSlot, RelaySlots, type SlotAdmission } from './slots.js'
 export * from './types.js'

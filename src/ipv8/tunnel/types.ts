@@ -85,6 +85,11 @@ export interface TunnelDropCounters {
   relayEarly: number
   /** Data the exit's checker refused, in either direction. */
   exitRefused: number
+  /**
+   * Creates refused: no relay slot was free and the initiator's balance could not win one, or
+   * `maxJoinedCircuits` were already joined.
+   */
+  noSlot: number
   /** Destroy messages from a peer that does not own the circuit id. */
   unauthorizedDestroy: number
   /** Created/extended/pong that matched no outstanding request. */
@@ -112,6 +117,12 @@ export interface TunnelSettings {
   exit: boolean
   /** Extra flags to advertise (e.g. EXIT_HTTP); RELAY and SPEED_TEST are always advertised. */
   extraFlags: readonly number[]
+  /**
+   * Tribler's relay slots (`tunnel_community.random_slots` and `competing_slots`): when set, a create is
+   * answered only if the circuit gets a slot. Unset (py-ipv8's behaviour) admits every create up to
+   * `maxJoinedCircuits`.
+   */
+  relaySlots: { readonly random: number; readonly competing: number } | undefined
 }
 
 /** py-ipv8's defaults. */
@@ -130,4 +141,5 @@ export const DEFAULT_TUNNEL_SETTINGS: TunnelSettings = {
   pingIntervalMs: 7_500,
   exit: false,
   extraFlags: [],
+  relaySlots: undefined,
 }
