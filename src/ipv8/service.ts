@@ -11,7 +11,7 @@ import { DiscoveryCommunity } from './discovery/index.js'
 import { Ipv8Endpoint } from './endpoint/index.js'
 import { Ipv8Error } from './errors.js'
 import { loadOrCreateKeyFile, type PrivateKey } from './keys/index.js'
-import { TRIBLER_TUNNEL_COMMUNITY_ID, TunnelCommunity } from './tunnel/index.js'
+import { HiddenTunnelCommunity, TRIBLER_TUNNEL_COMMUNITY_ID, TunnelCommunity } from './tunnel/index.js'
 
 const log = logger('ipv8')
 
@@ -180,7 +180,7 @@ export class Ipv8Service implements Service {
     this.#startedMs = undefined
   }
 
-  #tunnelCommunity(deps: CommunityDeps): TunnelCommunity {
+  #tunnelCommunity(deps: CommunityDeps): HiddenTunnelCommunity {
     const config = this.#deps.config
     const positive = (key: string, fallback: number): number => {
       const value = config.getNumber('tunnels', key)
@@ -188,7 +188,7 @@ export class Ipv8Service implements Service {
     }
     const minCircuits = positive('min_circuits', 3)
     const host = config.getString('ipv8', 'address')
-    return new TunnelCommunity(
+    return new HiddenTunnelCommunity(
       { ...deps, ...(this.#opts.exitTransport !== undefined && { exitTransport: this.#opts.exitTransport }) },
       {
         communityId: TRIBLER_TUNNEL_COMMUNITY_ID,
