@@ -443,6 +443,17 @@ export class Download {
     return true
   }
 
+  /** Closes every peer connection whose address `keep` rejects; returns how many were closed. */
+  disconnectPeers(keep: (address: SocketAddress) => boolean): number {
+    let closed = 0
+    for (const peer of [...this.#peers]) {
+      if (keep(peer.address)) continue
+      peer.wire.destroy()
+      closed++
+    }
+    return closed
+  }
+
   // ---- snapshots
 
   status(): Omit<DownloadStatus, 'trackers' | 'hops' | 'safeSeeding' | 'destination' | 'timeAdded'> {
@@ -853,6 +864,7 @@ export class Download {
   /** An incoming peer told us its listen port: remember it as a candidate so we can redial it later. */
   #rememberListenPort(peer: Peer, port: number): void {
     if (!Number.isInteger(port) || port <= 0 || port > 0xffff) return
+    if (this.#deps.isHiddenPeer?.(peer.address) === true) return
     const address = { host: peer.address.host, port }
     const key = formatAddress(address)
     if (this.#candidates.has(key)) return
@@ -1287,7 +1299,8 @@ export class Download {
     for (const peer of this.#peers) {
       if (!peer.active || peer.wire.isClosed) continue
       const address = peer.candidate?.address
-      if (address === undefined) continue
+      if (address === undefined || peer.candidate?.source === 'hidden') continue
+      if (this.#deps.isHiddenPeer?.(address) === true) continue
       const flags =
         (peer.wire.peerIsSeed ? PEX_FLAGS.SEED : 0) |
         (peer.transport === 'utp' ? PEX_FLAGS.SUPPORTS_UTP : 0) |

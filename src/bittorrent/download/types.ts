@@ -4,7 +4,7 @@ import { TriblerError } from '../../common/index.js'
 import type { SocketAddress } from '../../net/index.js'
 
 /** Where a peer address came from. */
-export type PeerSource = 'tracker' | 'dht' | 'pex' | 'lsd' | 'manual' | 'incoming'
+export type PeerSource = 'tracker' | 'dht' | 'pex' | 'lsd' | 'manual' | 'incoming' | 'hidden'
 
 /**
  * How a peer connection is protected, as libtorrent's peer flags tell it: `rc4` (`rc4_encrypted`) after a message
@@ -60,6 +60,11 @@ export interface DownloadDeps {
   /** Stores resume data (called periodically, on finish and on stop). */
   readonly saveResumeData?: (data: Buffer) => Promise<void>
   readonly random?: () => number
+  /**
+   * Whether `address` is a hidden-service peer's stand-in address (an end-to-end circuit, see the engine): such
+   * peers are never told to others with ut_pex nor redialled at a listen port they name.
+   */
+  readonly isHiddenPeer?: (address: SocketAddress) => boolean
 }
 
 /** Tunables of a {@link Download}; every field has a default. */

@@ -50,6 +50,7 @@ import { PeerWire } from '../peer-wire/index.js'
 import { HttpTrackerClient, TrackerManager, UdpTrackerClient } from '../tracker/index.js'
 import { UtpSocket } from '../utp/index.js'
 import { type AnonymousTransport, AnonymousTransports } from './anonymous.js'
+import { HiddenSwarm, hiddenServices } from './hidden.js'
 import { type DownloadRecord, DownloadTable, ENGINE_MIGRATIONS } from './persistence.js'
 import {
   type AddDownloadOptions,
@@ -145,6 +146,8 @@ class EngineDownload implements DownloadHandle {
   #discovering = false
   /** Set while an anonymous download waits for its first circuit (state `DLSTATUS_CIRCUITS`). */
   #circuitWait: AbortController | undefined
+  /** An anonymous download's part in the hidden swarm of its info hash, while it runs. */
+  hidden: HiddenSwarm | undefined
 
   constructor(engine: BitTorrentEngine, record: DownloadRecord, download: Download, trackers: string[]) {
     this.#engine = engine
@@ -174,7 +177,7 @@ class EngineDownload implements DownloadHandle {
     const added = trackers.filter((url) => !known.has(url))
     if (added.length > 0) {
       this.#extraTrackers.push(...new Set(added))
-      if (this.#discovering) {
+      if (this.#discovering && !this.hiddenOnly) {
         void this.trackers?.stop()
         this.trackers = undefined
         this.#startTrackers()
@@ -272,7 +275,43 @@ class EngineDownload implements DownloadHandle {
     this.#circuitWait?.abort()
     this.#circuitWait = undefined
     this.#stopDiscovery()
+    const hidden = this.hidden
+    this.hidden = undefined
+    await hidden?.close()
     await this.download.stop()
+  }
+
+  /**
+   * Whether the download may meet only hidden-service peers: an anonymous download with safe seeding once it has
+   * everything, as it then seeds through introduction points only, never through exits.
+   */
+  get hiddenOnly(): boolean {
+    return this.record.safeSeeding && this.record.hops > 0 && this.download.isComplete
+  }
+
+  /**
+   * Joins or updates the hidden swarm after a state change: an anonymous download looks hidden seeders up while
+   * it downloads and offers itself as a hidden seeder once it seeds. With safe seeding a finished one leaves the
+   * exit side of the swarm: no tracker or DHT announces, and its peers through exits are closed.
+   */
+  syncHidden(): void {
+    if (this.record.hops === 0 || !this.#discovering) return
+    this.hidden ??= this.#engine.hiddenSwarm(this)
+    const hidden = this.hidden
+    if (hidden === undefined) return
+    const state = this.download.state
+    if (state === 'DLSTATUS_SEEDING' && this.download.isComplete) {
+      hidden.stopLookups()
+      hidden.seed()
+    } else if (state === 'DLSTATUS_DOWNLOADING' || state === 'DLSTATUS_METADATA') {
+      hidden.unseed()
+      hidden.startLookups()
+    }
+    if (this.hiddenOnly) {
+      this.#stopExitDiscovery()
+      const closed = this.download.disconnectPeers((address) => hidden.has(address))
+      if (closed > 0) this.#engine.logHiddenOnly(this, closed)
+    }
   }
 
   /** No circuit of the download's length is ready yet: it starts once one is (state `DLSTATUS_CIRCUITS`). */
@@ -299,7 +338,7 @@ class EngineDownload implements DownloadHandle {
   }
 
   onFinished(): void {
-    void this.trackers?.announce('completed')
+    if (!this.hiddenOnly) void this.trackers?.announce('completed')
   }
 
   #startTrackers(): void {
@@ -314,6 +353,9 @@ class EngineDownload implements DownloadHandle {
   #startDiscovery(): void {
     const engine = this.#engine
     this.#discovering = true
+    this.syncHidden()
+    // A finished anonymous download with safe seeding is found through its introduction points only.
+    if (this.hiddenOnly) return
     if (this.trackers === undefined) this.#startTrackers()
     const isPrivate = this.torrent?.private === true
     // Anonymous downloads find peers through trackers and the DHT reached over circuits, PEX and added peers.
@@ -337,6 +379,12 @@ class EngineDownload implements DownloadHandle {
 
   #stopDiscovery(): void {
     this.#discovering = false
+    this.#stopExitDiscovery()
+    this.#engine.lsdRemove(this.download.infoHash)
+  }
+
+  /** Stops the tracker announces and DHT lookups (and so their announces through exits). */
+  #stopExitDiscovery(): void {
     if (this.#dhtTimer !== undefined) clearTimeout(this.#dhtTimer)
     this.#dhtTimer = undefined
     this.#lookup?.abort()
@@ -344,7 +392,6 @@ class EngineDownload implements DownloadHandle {
     const trackers = this.trackers
     this.trackers = undefined
     void trackers?.stop()
-    this.#engine.lsdRemove(this.download.infoHash)
   }
 
   /** One DHT announce (a get_peers lookup first); true when it found other peers. */
@@ -764,6 +811,39 @@ export class BitTorrentEngine implements DownloadManager, Service {
     return this.#anonymous.get(hops)
   }
 
+  /**
+   * The hidden swarm of an anonymous download, or undefined when the tunnel community does not run hidden
+   * services.
+   */
+  hiddenSwarm(handle: EngineDownload): HiddenSwarm | undefined {
+    const community = hiddenServices(this.#opts.tunnels?.())
+    if (community === undefined || !this.#running) return undefined
+    const hops = handle.record.hops
+    const log = this.#deps.logger('bittorrent:hidden')
+    return new HiddenSwarm(community, handle.download.infoHash, hops, {
+      clock: this.#deps.clock,
+      logger: log,
+      wrap: (stream) => this.#throttled(stream),
+      onSeeder: (address) => {
+        if (this.#downloads.get(handle.infoHash) === handle) handle.download.addPeers([address], 'hidden')
+      },
+      onIncoming: (stream, address) => {
+        if (this.#downloads.get(handle.infoHash) !== handle) {
+          stream.destroy()
+          return
+        }
+        this.#onIncoming(stream, address, 'utp', this.#anonymous.get(hops), handle.infoHash)
+      },
+    })
+  }
+
+  logHiddenOnly(handle: EngineDownload, closed: number): void {
+    this.#log.debug('seeding as a hidden service only, closed the peers through exits', {
+      infoHash: handle.infoHash,
+      closed,
+    })
+  }
+
   /** Whether a circuit of `hops` hops is ready for anonymous downloads. */
   anonymousReady(hops: number): boolean {
     return this.#anonymous.all.some((t) => t.hops === hops && t.ready)
@@ -953,12 +1033,26 @@ export class BitTorrentEngine implements DownloadManager, Service {
     // A download with hops > 0 gets only the anonymous transport of its hop count: no TCP, no direct socket.
     // Bound late, so a download stored while the tunnel community is off loads and refuses to dial.
     const hops = record.hops
+    let handle: EngineDownload | undefined
     const connect = this.encryptingConnector(
       infoHash,
-      hops > 0 ? (peer, opts) => this.#anonymous.get(hops).connector(peer, opts) : this.connector,
+      hops > 0
+        ? (peer, opts) => {
+            // Hidden seeders through their end-to-end circuits; everyone else through an exit, unless the
+            // download seeds as a hidden service only.
+            const hidden = handle?.hidden
+            if (hidden?.has(peer) === true) return hidden.connect(peer, opts)
+            if (handle?.hiddenOnly === true)
+              return Promise.reject(
+                new EngineError('ANON_NOT_SUPPORTED', { reason: 'seeding as a hidden service only' }),
+              )
+            return this.#anonymous.get(hops).connector(peer, opts)
+          }
+        : this.connector,
     )
     const deps = {
       connect,
+      ...(hops > 0 && { isHiddenPeer: (address: SocketAddress) => handle?.hidden?.has(address) === true }),
       peerId: hops > 0 ? this.#anonymous.identity(hops).peerId : this.peerId,
       ...(hops === 0 && { listenPort: this.#port }),
       clock: this.#deps.clock,
@@ -981,10 +1075,14 @@ export class BitTorrentEngine implements DownloadManager, Service {
       previousTotals: this.#table.readTotals(record.infoHash),
       tuning: this.#tuning(),
     })
-    const handle = new EngineDownload(this, record, download, [...(magnet?.trackers ?? [])])
-    this.#downloads.set(record.infoHash, handle)
+    const created = new EngineDownload(this, record, download, [...(magnet?.trackers ?? [])])
+    handle = created
+    this.#downloads.set(record.infoHash, created)
     const hex = record.infoHash
-    download.events.on('state', (state) => this.events.emit('state', { infoHash: hex, state }))
+    download.events.on('state', (state) => {
+      created.syncHidden()
+      this.events.emit('state', { infoHash: hex, state })
+    })
     download.events.on('metadata', (info) => {
       const file = torrentFileOf(info, handle.trackerTiers())
       this.update(handle, { torrent: Buffer.from(file) })
@@ -1111,12 +1209,16 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.#onIncoming(socket, { host: normalizeHost(host), port }, 'tcp')
   }
 
-  /** An incoming peer: direct (`anonymous` undefined) or through circuits of one hop count. */
+  /**
+   * An incoming peer: direct (`anonymous` undefined) or through circuits of one hop count; `hiddenFor` is the
+   * info hash (hex) of the hidden swarm whose end-to-end circuit it came through, the only download it may reach.
+   */
   #onIncoming(
     stream: Duplex,
     address: SocketAddress,
     transport: 'tcp' | 'utp',
     anonymous?: AnonymousTransport,
+    hiddenFor?: string,
   ): void {
     if (transport === 'utp' && !this.#utpEnabled && anonymous === undefined) {
       stream.destroy()
@@ -1142,6 +1244,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
             transport,
             conn.encrypted ? conn.method : 'none',
             anonymous,
+            hiddenFor,
           ),
         (err: unknown) => this.#log.debug('incoming handshake failed', { err: errorMessage(err) }),
       )
@@ -1167,6 +1270,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     transport: 'tcp' | 'utp',
     encryption: PeerEncryption,
     anonymous: AnonymousTransport | undefined,
+    hiddenFor: string | undefined,
   ): void {
     if (!this.#running) {
       stream.destroy()
@@ -1185,8 +1289,14 @@ export class BitTorrentEngine implements DownloadManager, Service {
     wire.once('handshake', (hs) => {
       this.#incoming.delete(wire)
       const handle = this.#downloads.get(toHex(hs.infoHash))
-      // A direct peer never reaches an anonymous download, nor a circuit peer one of another hop count.
-      if (handle === undefined || handle.record.hops !== (anonymous?.hops ?? 0)) {
+      // A direct peer never reaches an anonymous download, nor a circuit peer one of another hop count; a hidden
+      // peer reaches only the swarm it looked up, and a download seeding as a hidden service only hidden peers.
+      if (
+        handle === undefined ||
+        handle.record.hops !== (anonymous?.hops ?? 0) ||
+        (hiddenFor !== undefined && handle.infoHash !== hiddenFor) ||
+        (hiddenFor === undefined && handle.hiddenOnly)
+      ) {
         wire.destroy()
         return
       }

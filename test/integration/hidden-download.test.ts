@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto'
+import * as fsp from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { configureLogging } from '../../src/common/index.js'
+import { e2eAddress, HiddenTunnelCommunity } from '../../src/ipv8/index.js'
+import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
+import { createTorrent } from '../../src/metainfo/index.js'
+import { udpTransport } from '../../src/net/index.js'
+import { startEngine, type TestEngine } from '../support/engine.js'
+
+// IPv8 nodes on 127.0.0.230–237: 0 bootstraps and relays, 1–4 may be introduction and rendezvous points, 5 relays,
+// 6 carries the seeder's circuits and 7 the downloader's. The seeder's engine listens on .238, the downloader's on
+// .239 (their direct stacks, which must stay silent). There is no tracker and no DHT: the hidden swarm is the only
+// way the two can meet.
+const ipv8Host = (i: number): string => `127.0.0.${230 + i}`
+const NODES = 8
+const EXITS = [1, 2, 3, 4]
+const SEEDER = 6
+const DOWNLOADER = 7
+const SEEDER_ENGINE_HOST = '127.0.0.238'
+const DOWNLOADER_ENGINE_HOST = '127.0.0.239'
+
+configureLogging({ level: 'silent' })
+
+const cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined)
+})
+
+async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+async function engineOn(
+  tmp: string,
+  name: string,
+  host: string,
+  community: HiddenTunnelCommunity,
+): Promise<TestEngine> {
+  const stateDir = path.join(tmp, name)
+  await fsp.mkdir(stateDir, { recursive: true })
+  const node = await startEngine({ stateDir, host, tunnels: () => community })
+  cleanup.push(() => node.stop())
+  return node
+}
+
+describe('a hidden-service download between two engines', () => {
+  it('completes through introduction and rendezvous points, and neither side learns the other address', async () => {
+    const tmp = await fsp.mkdtemp(path.join(tmpdir(), 'hidden-download-'))
+    cleanup.push(() => fsp.rm(tmp, { recursive: true, force: true }))
+    const net = await OverlayTestNetwork.create(
+      NODES,
+      (deps, i, bootstrap) =>
+        new HiddenTunnelCommunity(deps, {
+          walkIntervalMs: 100,
+          bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+          tunnel: { exit: EXITS.includes(i), minCircuits: 1, maxCircuits: 4 },
+          exitBindHost: ipv8Host(i),
+        }),
+      { transport: udpTransport, hostOf: ipv8Host },
+    )
+    cleanup.push(() => net.stopAll())
+    await net.startAll()
+    const seederTunnels = net.node(SEEDER).community
+    const downloaderTunnels = net.node(DOWNLOADER).community
+    await until(
+      () =>
+        seederTunnels.getCandidates(2).length === EXITS.length &&
+        downloaderTunnels.getCandidates(2).length === EXITS.length,
+      60_000,
+      'tunnel peers to meet',
+    )
+
+    // 1.5 MiB in 256 KiB pieces, seeded from its own folder
+    const seedDir = path.join(tmp, 'seed')
+    await fsp.mkdir(seedDir, { recursive: true })
+    const data = randomBytes(1536 * 1024 + 777)
+    await fsp.writeFile(path.join(seedDir, 'payload.bin'), data)
+    const { torrent } = await createTorrent(path.join(seedDir, 'payload.bin'), { pieceLength: 262_144 })
+
+    const seeder = await engineOn(tmp, 'seeder', SEEDER_ENGINE_HOST, seederTunnels)
+    const downloader = await engineOn(tmp, 'downloader', DOWNLOADER_ENGINE_HOST, downloaderTunnels)
+    const seeded = await seeder.engine.add({
+      source: { kind: 'torrent', torrent },
+      destination: seedDir,
+      hops: 1,
+      safeSeeding: true,
+    })
+    const seederHandle = seeder.engine.get(seeded.infoHash)!
+    await until(
+      () => seederHandle.status().state === 'DLSTATUS_SEEDING',
+      60_000,
+      'the seeder to check its data',
+    )
+
+    const downloadDir = path.join(tmp, 'download')
+    await downloader.engine.add({
+      source: { kind: 'torrent', torrent },
+      destination: downloadDir,
+      hops: 1,
+      safeSeeding: true,
+    })
+    const handle = downloader.engine.get(seeded.infoHash)!
+
+    // Every peer address either side ever listed, sampled until the download completes.
+    const downloaderSaw = new Set<string>()
+    const seederSaw = new Set<string>()
+    await until(
+      () => {
+        for (const p of handle.peers()) downloaderSaw.add(`${p.ip}:${p.port}`)
+        for (const p of seederHandle.peers()) seederSaw.add(`${p.ip}:${p.port}`)
+        return handle.status().state === 'DLSTATUS_SEEDING'
+      },
+      240_000,
+      'the hidden download to complete',
+    )
+    expect(await fsp.readFile(path.join(downloadDir, 'payload.bin'))).toEqual(data)
+
+    // The downloader's peers were end-to-end circuits (stand-in addresses of its rendezvous circuits), and so
+    // were the seeder's: never the other engine's or the other IPv8 node's host.
+    const ownRendezvous = (community: HiddenTunnelCommunity, seen: Set<string>): void => {
+      expect(seen.size).toBeGreaterThan(0)
+      const hosts = new Set([...seen].map((key) => key.slice(0, key.lastIndexOf(':'))))
+      for (const key of seen) expect(key.endsWith(':1024')).toBe(true)
+      for (const h of [SEEDER_ENGINE_HOST, DOWNLOADER_ENGINE_HOST, ipv8Host(SEEDER), ipv8Host(DOWNLOADER)])
+        expect(hosts.has(h)).toBe(false)
+      const rendezvousHosts = [...community.circuits.values()]
+        .filter((c) => c.purpose === 'rp-downloader' || c.purpose === 'rp-seeder')
+        .map((c) => e2eAddress(c.circuitId).host)
+      expect(rendezvousHosts.some((h) => hosts.has(h))).toBe(true)
+    }
+    ownRendezvous(downloaderTunnels, downloaderSaw)
+    ownRendezvous(seederTunnels, seederSaw)
+
+    // No circuit of either side runs through the other, or starts at the other's address.
+    const seederKey = net.node(SEEDER).key.publicKey
+    const downloaderKey = net.node(DOWNLOADER).key.publicKey
+    for (const c of seederTunnels.circuits.values())
+      expect(c.hops.some((h) => h.publicKey.equals(downloaderKey))).toBe(false)
+    for (const c of downloaderTunnels.circuits.values())
+      expect(c.hops.some((h) => h.publicKey.equals(seederKey))).toBe(false)
+    for (const c of [...seederTunnels.circuits.values(), ...downloaderTunnels.circuits.values()])
+      expect([ipv8Host(SEEDER), ipv8Host(DOWNLOADER)]).not.toContain(c.hops[0]?.address?.host)
+
+    // Nothing went to the swarm through an exit (the anonymous transports' exit-side sockets never sent) and
+    // nothing through the direct stacks of the engines.
+    expect(seeder.engine.anonymous(1).socket.stats.packetsSent).toBe(0)
+    expect(downloader.engine.anonymous(1).socket.stats.packetsSent).toBe(0)
+    expect(seeder.engine.directTraffic()).toEqual({ tcpDials: 0, udpPacketsSent: 0 })
+    expect(downloader.engine.directTraffic()).toEqual({ tcpDials: 0, udpPacketsSent: 0 })
+
+    // With safe seeding the finished download now seeds as a hidden service itself, through an introduction point.
+    await until(
+      () => downloaderTunnels.circuitInfos().some((c) => c.type === 'ip-seeder' && c.state === 'ready'),
+      60_000,
+      'the finished download to keep an introduction point',
+    )
+    for (const n of net.nodes) expect(n.community.statistics.dropped.handlerError).toBe(0)
+  }, 420_000)
+})
