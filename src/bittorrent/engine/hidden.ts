@@ -181,6 +181,11 @@ export class HiddenSwarm {
   /** One lookup; meets every new seeder it names. True when one was new. */
   async #lookup(): Promise<boolean> {
     if (!this.#community.running || this.#entries.size >= MAX_HIDDEN_SESSIONS) return false
+    if (this.#community.findCircuits({ hops: this.hops }).length === 0) {
+      // Lookups leave through a circuit of our length: have one built (unless someone already keeps them).
+      await this.#community.circuit(this.hops, { timeoutMs: LOOKUP_TIMEOUT_MS }).catch(() => undefined)
+      if (this.#closed || !this.#looking) return false
+    }
     this.counters.lookups++
     let intros: Awaited<ReturnType<HiddenTunnelCommunity['lookupHidden']>>
     try {
