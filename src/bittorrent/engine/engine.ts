@@ -46,7 +46,7 @@ import {
   openOutgoing,
   req2Hash,
 } from '../mse/index.js'
-import { PeerWire } from '../peer-wire/index.js'
+import { PeerWire, pooledReads } from '../peer-wire/index.js'
 import { HttpTrackerClient, TrackerManager, UdpTrackerClient } from '../tracker/index.js'
 import { UtpSocket } from '../utp/index.js'
 import { type AnonymousTransport, AnonymousTransports } from './anonymous.js'
@@ -1340,7 +1340,11 @@ function normalizeHost(host: string): string {
 function tcpConnect(peer: SocketAddress, signal: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     signal.throwIfAborted()
-    const socket = net.connect({ host: peer.host, port: peer.port })
+    const socket: net.Socket = net.connect({
+      host: peer.host,
+      port: peer.port,
+      onread: pooledReads(() => socket),
+    })
     const onAbort = (): void => {
       socket.destroy()
       reject(signal.reason)

@@ -19,7 +19,8 @@ export class HandshakeReader {
     this.#raw = raw
     this.#buf = prefix ?? Buffer.alloc(0)
     this.#onData = (chunk: Buffer): void => {
-      this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
+      // Always a copy: a chunk of a pooled socket read is not ours to keep.
+      this.#buf = Buffer.concat([this.#buf, chunk])
       if (this.#buf.length > MAX_BUFFERED_BYTES) raw.pause()
       this.#notify()
     }

@@ -44,6 +44,7 @@ export {
   type PeerWireEvents,
   type PeerWireOptions,
 } from './peer-wire.js'
+export { isPooledRead, POOLED_READ_BYTES, pooledReads, releaseRead } from './read-pool.js'
 export { RateMeter } from './stats.js'
 export {
   type BlockRequest,

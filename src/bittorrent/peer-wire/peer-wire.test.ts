@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import type { Socket } from 'node:net'
 import { Duplex } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { encode } from '../../bencode/index.js'
@@ -9,6 +10,7 @@ import { encodeMetadataMessage, encodePex } from './extensions.js'
 import { encodeHandshake } from './handshake.js'
 import * as m from './messages.js'
 import { fullBitfield, PeerWire, type PeerWireOptions } from './peer-wire.js'
+import { POOLED_READ_BYTES, pooledReads } from './read-pool.js'
 import { PeerWireError, type PeerWireErrorCode } from './types.js'
 
 const INFO_HASH = Buffer.alloc(20, 0xab)
@@ -350,6 +352,55 @@ describe('PeerWire requests', () => {
     expect(b.stats.payloadBytesUp).toBe(data.length)
     expect(a.stats.requestsOut).toBe(0)
     a.destroy()
+  })
+
+  it('delivers blocks from pooled socket reads cut anywhere; promises keep copies later reads do not touch', async () => {
+    const { wire, feed } = rawWire({ numPieces: 4 })
+    const pushed: Buffer[] = []
+    const reads = pooledReads(
+      () => ({ push: (chunk: Buffer) => pushed.push(chunk) > 0 }) as unknown as Socket,
+    )
+    const nextBuffer = reads.buffer as () => Uint8Array
+    const feedPooled = (bytes: Buffer): void => {
+      const buf = nextBuffer()
+      buf.set(bytes)
+      reads.callback(bytes.length, buf)
+      feed(pushed.pop()!)
+    }
+    feed(Buffer.concat([remoteHandshake(), m.HaveAll.encode({}), m.Unchoke.encode({})]))
+    await new Promise((resolve) => wire.once('unchoke', resolve))
+    const data = randomBytes(4 * 32768)
+    const blockOf = (index: number, begin: number): Buffer =>
+      data.subarray(index * 32768 + begin, index * 32768 + begin + 16384)
+    // Pieces 0 and 1 by promise, 2 and 3 by event; the event listener copies, as the download does.
+    const promised = [0, 1].flatMap((index) => [0, 16384].map((begin) => wire.request(index, begin, 16384)))
+    const copies = new Map<string, Buffer>()
+    wire.on('piece', ({ index, begin, block }) => {
+      if (index >= 2) copies.set(`${index}:${begin}`, Buffer.from(block))
+    })
+    for (const index of [2, 3]) for (const begin of [0, 16384]) wire.requestBlock(index, begin, 16384)
+    const stream = Buffer.concat(
+      [0, 1, 2, 3].flatMap((index) =>
+        [0, 16384].map((begin) => m.Piece.encode({ index, begin, block: blockOf(index, begin) })),
+      ),
+    )
+    let seed = 7
+    for (let offset = 0; offset < stream.length; ) {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+      const size = Math.min(POOLED_READ_BYTES, 1 + (seed % 40_000))
+      feedPooled(stream.subarray(offset, offset + size))
+      offset += size
+    }
+    const blocks = await Promise.all(promised)
+    // Later reads fill the recycled buffers; what was delivered must not change.
+    for (let i = 0; i < 8; i++) feedPooled(m.KEEPALIVE)
+    for (let i = 0; i < 4; i++) feedPooled(m.Have.encode({ index: i }))
+    expect(Buffer.concat(blocks)).toEqual(data.subarray(0, 2 * 32768))
+    for (const index of [2, 3]) {
+      for (const begin of [0, 16384]) expect(copies.get(`${index}:${begin}`)).toEqual(blockOf(index, begin))
+    }
+    expect(wire.isClosed).toBe(false)
+    wire.destroy()
   })
 
   it('limits outstanding requests to the peer reqq', async () => {

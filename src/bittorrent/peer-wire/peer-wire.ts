@@ -137,7 +137,10 @@ export interface PeerWireEvents {
   request: BlockRequest
   /** The peer withdrew a queued request. */
   cancel: BlockRequest
-  /** A block we requested arrived (after its `request()` promise resolved). */
+  /**
+   * A block we requested arrived (after its `request()` promise resolved). `block` is valid only while the
+   * listeners run (its memory then takes later socket reads): copy what you keep.
+   */
   piece: BlockMessage
   /** The peer rejected one of our requests (BEP 6). */
   reject: BlockRequest
@@ -631,6 +634,7 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
       this.#guard(() => this.#parse())
     } finally {
       this.#parsing = false
+      this.#framer.recycle()
     }
   }
 
@@ -664,10 +668,13 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
         continue
       }
       if (length > 9 && framer.peekUInt8() === Piece.id) {
-        // Hot path: header and block taken apart, so a block that arrived as its own chunk is never copied.
-        const header = framer.take(9)!
+        // Hot path: header and block taken apart without copies where they lie in one chunk; the block is a
+        // transient view, used by the listeners at once, so the chunk's buffer can serve the next socket read.
+        const header = framer.takeTransient(9)!
+        const index = header.readUInt32BE(1)
+        const begin = header.readUInt32BE(5)
         this.#messagesDown++
-        this.#onPiece(header.readUInt32BE(1), header.readUInt32BE(5), framer.take(length - 9)!)
+        this.#onPiece(index, begin, framer.takeTransient(length - 9)!)
         continue
       }
       const frame = framer.take(length)!
@@ -829,7 +836,8 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
     this.#outgoing.delete(key)
     this.#protocolDown += 13
     this.#payloadDown.add(block.length)
-    pending.resolve(block)
+    // The block is a transient view: a promise keeps its own copy, `piece` listeners use it at once.
+    if (!(pending instanceof EventRequest)) pending.resolve(Buffer.from(block))
     if (this.listenerCount('piece') > 0) this.emit('piece', { index, begin, block })
   }
 
