@@ -1,3 +1,13 @@
+/**
+ * The engine against real clients other than libtorrent, on loopback, every byte compared with the source.
+ *
+ * - Transmission (transmission-cli 3.00): download from it and seed to it, over TCP and over uTP only (our engine
+ *   with TCP off, Transmission's libutp on). Transmission never dials loopback addresses it learns from trackers,
+ *   PEX or the DHT (they are "martian" to it), so in every test our engine dials Transmission, as a seed too.
+ * - aria2 (aria2c 1.36): download from it and seed to it over TCP. aria2 has no uTP at all (it implements
+ *   BitTorrent over TCP only), so there is no uTP test against it.
+ * - libtorrent seeding next to a peer that sends corrupt pieces, and a libtorrent seeder found through opentracker.
+ */
 import { randomBytes } from 'node:crypto'
 import * as fsp from 'node:fs/promises'
 import net from 'node:net'
@@ -32,9 +42,14 @@ async function tempDir(): Promise<string> {
   return dir
 }
 
-async function engineAt(stateDir: string, host: string): Promise<TestEngine> {
+/** An engine on `host`; TCP only unless `transport` says uTP only. */
+async function engineAt(
+  stateDir: string,
+  host: string,
+  transport: 'tcp' | 'utp' = 'tcp',
+): Promise<TestEngine> {
   await fsp.mkdir(stateDir, { recursive: true })
-  const node = await startEngine({ stateDir, host, utp: false })
+  const node = await startEngine({ stateDir, host, tcp: transport === 'tcp', utp: transport === 'utp' })
   cleanup.push(() => node.stop())
   return node
 }
@@ -77,31 +92,96 @@ async function share(
 }
 
 describe.skipIf(!transmissionAvailable())('BitTorrentEngine and Transmission', () => {
-  it('downloads from a transmission-cli seeder it dials', async () => {
-    const tmp = await tempDir()
-    const { contents, seedDir, torrentPath, bytes, infoHash } = await share(tmp, {
-      'a.bin': 6_000_000,
-      'b.txt': 999,
+  for (const transport of ['tcp', 'utp'] as const) {
+    const over = transport === 'tcp' ? 'TCP' : 'uTP only'
+    it(`downloads from a transmission-cli seeder it dials over ${over}`, async () => {
+      const tmp = await tempDir()
+      const { contents, seedDir, torrentPath, bytes, infoHash } = await share(tmp, {
+        'a.bin': 6_000_000,
+        'b.txt': 999,
+      })
+      const port = await freePort('127.0.0.1')
+      const seeder = await startTransmission({
+        torrentPath,
+        dir: seedDir,
+        configDir: path.join(tmp, 'tr'),
+        port,
+        utp: transport === 'utp',
+      })
+      cleanup.push(() => seeder.stop())
+      const node = await engineAt(path.join(tmp, 'state'), '127.0.0.1', transport)
+      const out = path.join(tmp, 'out')
+      await node.engine.add({ source: { kind: 'torrent', torrent: bytes }, destination: out })
+      // Transmission checks its data before it serves; a dial during the check is refused, so dial until served.
+      try {
+        await until(
+          () => {
+            const download = node.engine.download(infoHash)!
+            if (download.connections.tcp + download.connections.utp === 0) {
+              node.engine.addPeers(infoHash, [{ host: '127.0.0.1', port }])
+            }
+            return node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING'
+          },
+          120_000,
+          'download',
+        )
+      } catch (err) {
+        throw new Error(`${String(err)}; transmission said: ${seeder.output().slice(-2000)}`)
+      }
+      expect(await sameFiles(contents, out)).toBe(true)
+      const download = node.engine.download(infoHash)!
+      expect(download.connections[transport]).toBeGreaterThan(0)
+      expect(download.connections[transport === 'tcp' ? 'utp' : 'tcp']).toBe(0)
+      expect(download.totals.hashFailures).toBe(0)
     })
-    const port = await freePort('127.0.0.1')
-    const seeder = await startTransmission({
-      torrentPath,
-      dir: seedDir,
-      configDir: path.join(tmp, 'tr'),
-      port,
+
+    it(`seeds to a transmission-cli leecher over ${over}`, async () => {
+      const tmp = await tempDir()
+      const { contents, seedDir, torrentPath, bytes, infoHash } = await share(tmp, {
+        'a.bin': 5_000_000,
+        'c/d.bin': 54_321,
+      })
+      const node = await engineAt(path.join(tmp, 'state'), '127.0.0.1', transport)
+      await node.engine.add({ source: { kind: 'torrent', torrent: bytes }, destination: seedDir })
+      await until(() => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING', 30_000, 'check')
+
+      const port = await freePort('127.0.0.1')
+      const out = path.join(tmp, 'tr-out')
+      await fsp.mkdir(out, { recursive: true })
+      const leecher = await startTransmission({
+        torrentPath,
+        dir: out,
+        configDir: path.join(tmp, 'tr'),
+        port,
+        utp: transport === 'utp',
+      })
+      cleanup.push(() => leecher.stop())
+      // Transmission ignores loopback peers from trackers and PEX, so we dial it; it keeps seeding once done,
+      // so completion is its files on disk, complete and renamed from `.part`, equal to ours.
+      let complete = false
+      try {
+        await until(
+          () => {
+            const download = node.engine.download(infoHash)!
+            if (download.connections.tcp + download.connections.utp === 0) {
+              node.engine.addPeers(infoHash, [{ host: '127.0.0.1', port }])
+            }
+            return /Seeding/.test(leecher.output())
+          },
+          120_000,
+          'transmission to finish',
+        )
+        complete = await sameFiles(contents, out)
+      } catch (err) {
+        throw new Error(`${String(err)}; transmission said: ${leecher.output().slice(-2000)}`)
+      }
+      expect(complete).toBe(true)
+      const download = node.engine.download(infoHash)!
+      expect(download.totals.up).toBeGreaterThanOrEqual(5_054_321)
+      expect(download.connections[transport]).toBeGreaterThan(0)
+      expect(download.connections[transport === 'tcp' ? 'utp' : 'tcp']).toBe(0)
     })
-    cleanup.push(() => seeder.stop())
-    const node = await engineAt(path.join(tmp, 'state'), '127.0.0.1')
-    const out = path.join(tmp, 'out')
-    await node.engine.add({ source: { kind: 'torrent', torrent: bytes }, destination: out })
-    node.engine.addPeers(infoHash, [{ host: '127.0.0.1', port }])
-    try {
-      await until(() => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING', 120_000, 'download')
-    } catch (err) {
-      throw new Error(`${String(err)}; transmission said: ${seeder.output().slice(-2000)}`)
-    }
-    expect(await sameFiles(contents, out)).toBe(true)
-  })
+  }
 })
 
 describe.skipIf(!aria2Available())('BitTorrentEngine and aria2', () => {

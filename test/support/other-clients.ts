@@ -56,14 +56,17 @@ function run(command: string, args: string[], port: number): RunningClient {
 }
 
 /**
- * Starts transmission-cli on a torrent whose data is in `dir` (it checks it, then seeds) or absent (it downloads).
- * It listens on every interface at `port`; plaintext peers are accepted.
+ * Starts transmission-cli on a torrent whose data is in `dir` (it checks it, then seeds) or absent (it downloads,
+ * then seeds; it does not exit by itself). It listens on every interface at `port` for TCP and, with `utp`, for
+ * uTP on the same UDP port; plaintext peers are accepted.
  */
 export async function startTransmission(opts: {
   torrentPath: string
   dir: string
   configDir: string
   port: number
+  /** Accept and dial uTP (libutp). Default false. */
+  utp?: boolean
 }): Promise<RunningClient> {
   await mkdir(opts.configDir, { recursive: true })
   await writeFile(
@@ -73,7 +76,7 @@ export async function startTransmission(opts: {
       'lpd-enabled': false,
       'pex-enabled': false,
       'port-forwarding-enabled': false,
-      'utp-enabled': false,
+      'utp-enabled': opts.utp ?? false,
       'peer-port': opts.port,
       encryption: 0,
       'rpc-enabled': false,

@@ -347,6 +347,46 @@ describe('Download over in-memory connections', () => {
     expect(seed.state).toBe('DLSTATUS_SEEDING')
   })
 
+  it('dials a leecher while seeding, and does not redial a peer that turned out to be a seed', async () => {
+    const t = await fixture({ 'a.bin': 300_000 })
+    const clock = new ManualClock()
+    const s = swarm()
+    let seedDials = 0
+    let seedDropped = 0
+    s.listen(SEED2, (wire: PeerWire) => {
+      seedDials++
+      wire.once('close', () => seedDropped++)
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+        wire.haveAll()
+      })
+    })
+    const seed = s.add(
+      SEED,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: t.seedDir },
+      { clock },
+    )
+    await seed.start()
+    expect(seed.state).toBe('DLSTATUS_SEEDING')
+    seed.addPeers([SEED2], 'tracker')
+    await until(() => seedDropped === 1, 10_000, 'the other seed dialled and dropped')
+    expect(seed.peers()).toEqual([])
+    // Well past any reconnect delay: the seed is remembered as one and left alone.
+    for (let i = 0; i < 10; i++) clock.advance(60_000)
+
+    // A leecher that never dials anyone gets every byte because the seed dials it.
+    const dir = path.join(t.root, 'leech')
+    const leech = s.add(LEECH, { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: dir })
+    await leech.start()
+    seed.addPeers([LEECH], 'manual')
+    await until(() => leech.state === 'DLSTATUS_SEEDING', 20_000, 'the leecher to finish')
+    expect(await sameBytes(t, dir)).toBe(true)
+    expect(seed.peers().find((p) => p.ip === LEECH.host)?.direction ?? 'L').toBe('L')
+    for (let i = 0; i < 10; i++) clock.advance(60_000)
+    expect(seedDials).toBe(1)
+  })
+
   it('tells peers about each other with ut_pex (BEP 11)', async () => {
     const t = await fixture({ 'a.bin': 300_000, 'b.bin': 300_000 }, 65_536)
     // The seed lacks b.bin, so nobody completes and the swarm stays connected.

@@ -97,6 +97,8 @@ interface Candidate {
   nextAttemptMs: number
   connecting: boolean
   connected: boolean
+  /** It had every piece when last connected: a seed has nothing for it, so a complete download does not dial it. */
+  seed?: boolean
 }
 
 /** How a peer connection came about. */
@@ -722,16 +724,16 @@ export class Download {
   #connectMore(): void {
     const running = this.#running
     if (running === undefined || this.#state === 'DLSTATUS_HASHCHECKING') return
-    if (this.#state === 'DLSTATUS_SEEDING' && this.#allPieces()) {
-      // Seeds do not dial: leechers come to us, and another seed has nothing to give.
-      return
-    }
+    // A seed dials too, as libtorrent's does: a leecher that cannot or will not dial us (behind a NAT, or one that
+    // ignores the addresses it was given) is served only this way. Peers known to be seeds are skipped.
+    const seeding = this.#allPieces()
     const now = this.#clock.monotonic()
     let open = this.#peers.size
     for (const c of this.#candidates.values()) if (c.connecting) open++
     for (const c of this.#candidates.values()) {
       if (open >= this.#maxConnections) break
       if (c.connected || c.connecting || c.nextAttemptMs > now || this.#banned.has(c.address.host)) continue
+      if (seeding && c.seed === true) continue
       if (c.failures >= MAX_DIAL_FAILURES) continue
       open++
       void this.#dial(c, running)
@@ -933,7 +935,9 @@ export class Download {
   }
 
   #maybeDisconnectSeed(peer: Peer): void {
-    if (this.#allPieces() && peer.wire.peerIsSeed) peer.wire.destroy()
+    if (!peer.wire.peerIsSeed) return
+    if (peer.candidate !== undefined) peer.candidate.seed = true
+    if (this.#allPieces()) peer.wire.destroy()
   }
 
   #allPieces(): boolean {
