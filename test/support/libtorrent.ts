@@ -1,6 +1,7 @@
 /**
  * A real libtorrent peer (Debian `python3-libtorrent`, 2.0.x) as a child process, for interop and integration
- * tests. It listens on one loopback address only, with DHT, LSD, UPnP and NAT-PMP off and multiple connections per
+ * tests. It listens on one loopback address only, with LSD, UPnP and NAT-PMP off, the DHT off unless asked for (then
+ * bootstrapped from given loopback nodes only) and multiple connections per
  * IP allowed, so a whole swarm fits on 127.0.0.0/8 and nothing leaves the machine. The Python side is
  * `libtorrent_peer.py` beside this file; the two talk JSON lines over stdin/stdout.
  *
@@ -117,6 +118,11 @@ export interface LibtorrentPeerOptions {
   preferRc4?: boolean
   /** A SOCKS5 proxy for peer and tracker traffic (uTP goes through its UDP ASSOCIATE). */
   socks5?: { host: string; port: number; username?: string; password?: string }
+  /**
+   * Turn the DHT on (off by default), bootstrapped from these loopback nodes only (never the public routers);
+   * torrents then find and announce peers through it.
+   */
+  dht?: { bootstrap: ReadonlyArray<{ host: string; port: number }> }
 }
 
 let pythonCache: string | null | undefined
@@ -267,6 +273,14 @@ export class LibtorrentPeer {
       if (opts.socks5.username !== undefined)
         args.push('--socks5-auth', `${opts.socks5.username}:${opts.socks5.password ?? ''}`)
     }
+    if (opts.dht !== undefined) {
+      args.push('--dht')
+      for (const node of opts.dht.bootstrap) {
+        if (!isLoopback(node.host))
+          throw new Error(`DHT bootstrap nodes are on loopback only, not ${node.host}`)
+        args.push('--dht-bootstrap', `${node.host.includes(':') ? `[${node.host}]` : node.host}:${node.port}`)
+      }
+    }
     // A crash inside libtorrent prints the Python stack of every thread (faulthandler) instead of nothing.
     const child = spawn(requirePython(), args, {
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -339,6 +353,14 @@ export class LibtorrentPeer {
   async status(): Promise<LibtorrentStatus> {
     const reply = await this.#request({ cmd: 'status' })
     return { port: Number(reply.port), torrents: reply.torrents as LibtorrentTorrentStatus[] }
+  }
+
+  /**
+   * Makes libtorrent look a torrent up in the DHT and announce it there now (the only torrent unless `infoHash` is
+   * given), rather than at its next scheduled announce. Needs the `dht` option.
+   */
+  async dhtAnnounce(infoHash?: string): Promise<void> {
+    await this.#request({ cmd: 'dht_announce', info_hash: infoHash })
   }
 
   /**

@@ -9,14 +9,18 @@ Two modes:
 
   libtorrent_peer.py run --listen 127.0.0.X:PORT [--no-tcp] [--no-utp] [--upload-rate B/S] [--encryption enabled|disabled|forced]
                          [--enc-level both|rc4|plaintext] [--prefer-rc4] [--socks5 HOST:PORT [--socks5-auth U:P]]
+                         [--dht [--dht-bootstrap HOST:PORT ...]]
       Starts a session on loopback only (--encryption sets in_enc_policy and out_enc_policy, --enc-level
       allowed_enc_level: the payload methods allowed after an encrypted handshake; --socks5 sends peer and tracker
-      traffic through a SOCKS5 proxy): DHT, LSD, UPnP and NAT-PMP are off and multiple connections per IP are
-      allowed. Prints {"event":"ready","port":N} once listening, then reads one command per line:
+      traffic through a SOCKS5 proxy): LSD, UPnP and NAT-PMP are off and multiple connections per IP are allowed.
+      The DHT is off unless --dht; then it is bootstrapped from the --dht-bootstrap nodes only (none by default,
+      never the public routers), with the checks that reject loopback nodes off, and torrents use it.
+      Prints {"event":"ready","port":N} once listening, then reads one command per line:
         {"id":1,"cmd":"add_torrent","torrent":F,"save_path":D,"seed":true|false,"seed_mode":false}
         {"id":2,"cmd":"add_peer","ip":"127.0.0.2","port":6881}
         {"id":3,"cmd":"status"}
-        {"id":4,"cmd":"stop"}
+        {"id":4,"cmd":"dht_announce","info_hash":HEX}   announce (get_peers, then announce_peer) into the DHT now
+        {"id":5,"cmd":"stop"}
       Each command gets {"id":N,"ok":true,...} or {"id":N,"ok":false,"error":"..."}. Notable alerts are printed as
       {"event":"alert","type":...,"message":...}. The process exits when stdin closes or on "stop".
 """
@@ -112,7 +116,7 @@ class Runner:
             "enable_upnp": False,
             "enable_natpmp": False,
             "enable_ip_notifier": False,
-            "dht_bootstrap_nodes": "",
+            "dht_bootstrap_nodes": ",".join(args.dht_bootstrap) if args.dht else "",
             "allow_multiple_connections_per_ip": True,
             "enable_incoming_tcp": not args.no_tcp,
             "enable_outgoing_tcp": not args.no_tcp,
@@ -128,6 +132,21 @@ class Runner:
             "upload_rate_limit": args.upload_rate,
             "alert_mask": lt.alert_category.error | lt.alert_category.status | lt.alert_category.peer | lt.alert_category.connect,
         }
+        if args.dht:
+            # A DHT of loopback nodes: libtorrent otherwise drops them (one node per IP, BEP 42 ids for 127.x,
+            # "dark internet" ranges) and would never learn of the other side.
+            settings.update(
+                {
+                    "enable_dht": True,
+                    "dht_restrict_routing_ips": False,
+                    "dht_restrict_search_ips": False,
+                    "dht_enforce_node_id": False,
+                    "dht_prefer_verified_node_ids": False,
+                    "dht_ignore_dark_internet": False,
+                }
+            )
+            settings["alert_mask"] |= lt.alert_category.dht
+        self.dht = args.dht
         if args.socks5:
             # Behind a proxy libtorrent binds 0.0.0.0 without incoming connections, and a peer whose local address
             # is not one of outgoing_interfaces is dropped ("no such device"): leave them unset.
@@ -183,6 +202,8 @@ class Runner:
         lt.metadata_received_alert,
         lt.listen_failed_alert,
         lt.peer_ban_alert,
+        lt.dht_bootstrap_alert,
+        lt.dht_reply_alert,
     )
 
     def forward_alerts(self):
@@ -204,7 +225,9 @@ class Runner:
         atp = lt.add_torrent_params()
         atp.ti = lt.torrent_info(cmd["torrent"])
         atp.save_path = cmd["save_path"]
-        flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+        flags = lt.torrent_flags.disable_lsd
+        if not self.dht:
+            flags |= lt.torrent_flags.disable_dht
         flags &= ~lt.torrent_flags.auto_managed
         flags &= ~lt.torrent_flags.paused
         if cmd.get("seed_mode"):
@@ -271,6 +294,11 @@ class Runner:
                 result = {}
             elif name == "status":
                 result = self.status(cmd)
+            elif name == "dht_announce":
+                if not self.dht:
+                    raise ValueError("the DHT is off (start with --dht)")
+                self.handle_for(cmd).force_dht_announce()
+                result = {}
             elif name == "stop":
                 emit({"id": cid, "ok": True})
                 return False
@@ -328,6 +356,8 @@ def main():
     r.add_argument("--prefer-rc4", action="store_true")
     r.add_argument("--socks5", help="HOST:PORT of a SOCKS5 proxy for peer (uTP through UDP ASSOCIATE) and tracker traffic")
     r.add_argument("--socks5-auth", help="USER:PASSWORD for the SOCKS5 proxy")
+    r.add_argument("--dht", action="store_true", help="enable the DHT (bootstrapped from --dht-bootstrap only)")
+    r.add_argument("--dht-bootstrap", action="append", default=[], help="HOST:PORT of a DHT node to bootstrap from")
     args = parser.parse_args()
     if args.mode == "create":
         cmd_create(args)
