@@ -1,4 +1,4 @@
-export { bytesToIp, canonicalHost, formatIpv6, ipToBytes, ipv4Bytes, ipv6Bytes } from './ip.js'
+export { bytesToIp, canonicalHost, formatIpv6, ipFamily, ipToBytes, ipv4Bytes, ipv6Bytes } from './ip.js'
 export { type LinkConditions, MemoryNetwork, type MemoryNetworkOptions, seededRandom } from './memory.js'
 export {
   type BindOptions,

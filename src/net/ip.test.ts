@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest'
-import { bytesToIp, canonicalHost, ipToBytes } from './ip.js'
+import { bytesToIp, canonicalHost, ipFamily, ipToBytes } from './ip.js'
 
 describe('IP addresses', () => {
+  it('tells the family of a host as net.isIP does, asked again and again', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(ipFamily('127.0.0.1')).toBe(4)
+      expect(ipFamily('::1')).toBe(6)
+      expect(ipFamily('::ffff:10.1.2.3')).toBe(6)
+      expect(ipFamily('localhost')).toBe(0)
+      expect(ipFamily('1.2.3.256')).toBe(0)
+      expect(ipFamily('')).toBe(0)
+    }
+  })
+
   it('writes IPv6 addresses in their canonical form', () => {
     expect(canonicalHost('2001:0db8:0000:0000:0000:0000:0000:0001')).toBe('2001:db8::1')
     expect(canonicalHost('::1')).toBe('::1')

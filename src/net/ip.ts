@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net'
+import { isIP, isIPv4, isIPv6 } from 'node:net'
 
 /** Bytes of an IPv4 address, or undefined when `host` is not one. */
 export function ipv4Bytes(host: string): Buffer | undefined {
@@ -83,4 +83,21 @@ export function bytesToIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`
   if (bytes.length === 16) return formatIpv6(bytes)
   throw new RangeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`)
+}
+
+const FAMILY_CACHE_LIMIT = 4096
+const families = new Map<string, 0 | 4 | 6>()
+
+/**
+ * `net.isIP(host)` for hosts seen over and over: the datagram paths ask it for every packet, and node's regular
+ * expressions cost more than a map lookup. The cache is bounded (cleared when full).
+ */
+export function ipFamily(host: string): 0 | 4 | 6 {
+  let family = families.get(host)
+  if (family === undefined) {
+    family = isIP(host) as 0 | 4 | 6
+    if (families.size >= FAMILY_CACHE_LIMIT) families.clear()
+    families.set(host, family)
+  }
+  return family
 }

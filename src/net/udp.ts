@@ -1,6 +1,8 @@
 import { createSocket, type Socket } from 'node:dgram'
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns'
 import { isIPv6 } from 'node:net'
 import { logger } from '../common/logger.js'
+import { ipFamily } from './ip.js'
 import {
   type BindOptions,
   type DatagramHandler,
@@ -15,6 +17,19 @@ const log = logger('net:udp')
 
 /** Socket buffer size asked of the kernel: large enough that bursts at hundreds of MB/s are not dropped. */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void
+
+/**
+ * dgram resolves every destination, an IP literal too, through dns.lookup, which answers a literal on the next
+ * tick after two regular expressions: once per datagram. A literal is answered at once here, with the family
+ * dns.lookup would give; names still go to dns.lookup.
+ */
+function lookup(host: string, options: number | LookupOneOptions, callback: LookupCallback): void {
+  const family = ipFamily(host)
+  if (family !== 0) callback(null, host, family)
+  else dnsLookup(host, options as LookupOneOptions, callback)
+}
 
 class UdpSocket implements DatagramSocket {
   readonly stats: DatagramStats = emptyDatagramStats()
@@ -94,6 +109,7 @@ export const udpTransport: DatagramTransport = {
       reuseAddr: false,
       recvBufferSize: SOCKET_BUFFER_BYTES,
       sendBufferSize: SOCKET_BUFFER_BYTES,
+      lookup,
     })
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {

@@ -76,6 +76,7 @@ function zeroCounters(): TrafficCounters {
 }
 
 interface Registration {
+  prefix: Buffer
   listener: PacketListener
   established: ((data: Buffer, from: SocketAddress) => boolean) | undefined
   counters: TrafficCounters
@@ -98,6 +99,9 @@ export class Ipv8Endpoint {
   readonly #clock: Clock
   readonly #limiter: SourceRateLimiter | undefined
   readonly #byPrefix = new Map<string, Registration>()
+  // the same registrations as a list: matching a datagram's prefix against a few communities byte by byte is
+  // cheaper than building a string key for every datagram
+  #registrations: Registration[] = []
   readonly #beaconListeners = new Set<(prefix: Buffer, from: SocketAddress) => void>()
   readonly #total = zeroCounters()
   readonly #drops: EndpointDrops = { tooShort: 0, unknownPrefix: 0, rateLimited: 0, rejected: 0 }
@@ -121,10 +125,18 @@ export class Ipv8Endpoint {
     const key = Buffer.from(prefix).toString('latin1')
     if (prefix.length !== PREFIX_LENGTH) throw new RangeError('a community prefix is 22 bytes')
     if (this.#byPrefix.has(key)) throw new RangeError('this prefix is already registered')
-    const registration: Registration = { listener, established: opts.established, counters: zeroCounters() }
+    const registration: Registration = {
+      prefix: Buffer.from(prefix),
+      listener,
+      established: opts.established,
+      counters: zeroCounters(),
+    }
     this.#byPrefix.set(key, registration)
+    this.#registrations = [...this.#byPrefix.values()]
     return () => {
-      if (this.#byPrefix.get(key) === registration) this.#byPrefix.delete(key)
+      if (this.#byPrefix.get(key) !== registration) return
+      this.#byPrefix.delete(key)
+      this.#registrations = [...this.#byPrefix.values()]
     }
   }
 
@@ -208,13 +220,19 @@ export class Ipv8Endpoint {
   close(): void {
     this.#detach()
     this.#byPrefix.clear()
+    this.#registrations = []
     this.#beaconListeners.clear()
   }
 
   #registrationOf(data: Uint8Array): Registration | undefined {
     if (data.length < PREFIX_LENGTH) return undefined
-    const key = Buffer.from(data.buffer, data.byteOffset, PREFIX_LENGTH).toString('latin1')
-    return this.#byPrefix.get(key)
+    next: for (const registration of this.#registrations) {
+      const prefix = registration.prefix
+      // from the end, so the version bytes every community shares are compared last
+      for (let i = PREFIX_LENGTH - 1; i >= 0; i--) if (data[i] !== prefix[i]) continue next
+      return registration
+    }
+    return undefined
   }
 
   #established(registration: Registration | undefined, data: Buffer, from: SocketAddress): boolean {

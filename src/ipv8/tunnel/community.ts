@@ -20,6 +20,8 @@ import {
   onionDecrypt,
   onionEncrypt,
   respondToKeyExchange,
+  type SessionKeys,
+  sealLayer,
   withReplayProtection,
 } from './crypto.js'
 import { TunnelError } from './errors.js'
@@ -35,6 +37,7 @@ import {
   couldBeIpv8,
   DataPayload,
   DestroyPayload,
+  dataCellHeader,
   dataCellMessage,
   decodeCell,
   decodeCellMessage,
@@ -606,24 +609,77 @@ export class TunnelCommunity extends Community {
     schema: PayloadSchema<T>,
     value: T,
   ): void {
-    const message =
-      schema.msgId === DataPayload.msgId
-        ? dataCellMessage(
-            (value as unknown as DataPayload).destination,
-            (value as unknown as DataPayload).origin,
-            (value as unknown as DataPayload).data,
-          )
-        : cellMessage(schema, value)
-    this.#sendMessage(to, value.circuitId, schema.msgId, message)
+    if (schema.msgId === DataPayload.msgId) {
+      const data = value as unknown as DataPayload
+      this.#sendDataCell(to, value.circuitId, data.destination, data.origin, data.data)
+      return
+    }
+    this.#sendMessage(to, value.circuitId, schema.msgId, cellMessage(schema, value))
+  }
+
+  /**
+   * A data cell from one of our circuits or an exit, built in one buffer: the payload is copied once, behind room
+   * for every layer's counter and the cell header, and each layer is sealed in place.
+   */
+  #sendDataCell(
+    to: SocketAddress,
+    circuitId: CircuitId,
+    destination: SocketAddress,
+    origin: SocketAddress,
+    data: Buffer,
+  ): void {
+    const circuit = this.circuits.get(circuitId)
+    const exit = circuit === undefined ? this.exitSockets.get(circuitId) : undefined
+    if (circuit === undefined && exit === undefined) {
+      this.#sendMessage(to, circuitId, DataPayload.msgId, dataCellMessage(destination, origin, data))
+      return
+    }
+    const header = dataCellHeader(destination, origin)
+    const layers = circuit === undefined ? 1 : circuit.hops.length + (circuit.hsKeys === undefined ? 0 : 1)
+    let start = CELL_MESSAGE_OFFSET + 8 * layers
+    let end = start + header.length + data.length
+    const packet = Buffer.allocUnsafe(end + 16 * layers)
+    packet.set(header, start)
+    packet.set(data, start + header.length)
+    if (circuit === undefined) sealLayer(packet, start, end, (exit as ExitSocket).keys, BACKWARD)
+    else {
+      if (circuit.hsKeys !== undefined) {
+        // end-to-end circuits carry one more layer under the session keys agreed with the other side
+        sealLayer(packet, start, end, circuit.hsKeys, circuit.purpose === 'rp-seeder' ? FORWARD : BACKWARD)
+        start -= 8
+        end += 16
+      }
+      for (let i = circuit.hops.length - 1; i >= 0; i--) {
+        sealLayer(packet, start, end, circuit.hops[i]?.keys as SessionKeys, FORWARD)
+        start -= 8
+        end += 16
+      }
+    }
+    writeCellHeader(packet, this.prefix, circuitId, this.#relayEarly(circuit, DataPayload.msgId))
+    this.#sent(to, circuitId, circuit, packet)
+  }
+
+  /** Whether our cell goes out flagged relay-early: an extend always, otherwise the first few of a circuit. */
+  #relayEarly(circuit: Circuit | undefined, msgId: number): boolean {
+    if (circuit === undefined) return false
+    const relayEarly = msgId === ExtendPayload.msgId || circuit.relayEarlyCount < this.settings.maxRelayEarly
+    if (relayEarly) circuit.relayEarlyCount += 1
+    return relayEarly
+  }
+
+  /** Sends a finished cell and counts it against its circuit, relay route or exit. */
+  #sent(to: SocketAddress, circuitId: CircuitId, circuit: Circuit | undefined, packet: Buffer): void {
+    this.send(to, packet)
+    if (circuit !== undefined) circuit.bytesUp += packet.length
+    else {
+      const route = this.relays.get(circuitId) ?? this.exitSockets.get(circuitId)
+      if (route !== undefined) route.bytesUp += packet.length
+    }
   }
 
   #sendMessage(to: SocketAddress, circuitId: CircuitId, msgId: number, message: Buffer): void {
     const circuit = this.circuits.get(circuitId)
-    let relayEarly = false
-    if (circuit !== undefined) {
-      relayEarly = msgId === ExtendPayload.msgId || circuit.relayEarlyCount < this.settings.maxRelayEarly
-      if (relayEarly) circuit.relayEarlyCount += 1
-    }
+    const relayEarly = this.#relayEarly(circuit, msgId)
     let packet: Buffer
     if (PLAINTEXT_MESSAGE_IDS.has(msgId)) {
       packet = encodeCell(this.prefix, { circuitId, plaintext: true, relayEarly, message })
@@ -652,12 +708,7 @@ export class TunnelCommunity extends Community {
       }
       packet = writeCellHeader(sealed, this.prefix, circuitId, relayEarly)
     }
-    this.send(to, packet)
-    if (circuit !== undefined) circuit.bytesUp += packet.length
-    else {
-      const route = this.relays.get(circuitId) ?? this.exitSockets.get(circuitId)
-      if (route !== undefined) route.bytesUp += packet.length
-    }
+    this.#sent(to, circuitId, circuit, packet)
   }
 
   #onCell(data: Buffer, source: SocketAddress): boolean {

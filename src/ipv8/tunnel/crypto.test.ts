@@ -12,6 +12,7 @@ import {
   onionEncrypt,
   respondToKeyExchange,
   type SessionKeys,
+  sealLayer,
 } from './crypto.js'
 import {
   CandidateList,
@@ -246,6 +247,23 @@ describe('onions', () => {
       data: hex('0000000068656c6c6f2065786974'),
     })
     expect(cellMessage(DataPayload, data).toString('hex')).toBe(f.inner_plaintext_message)
+  })
+
+  it('seals a layer in place with the bytes encryptLayer gives, in both directions', () => {
+    const f = v.onion_forward
+    const message = hex(f.inner_plaintext_message)
+    for (const direction of [FORWARD, BACKWARD] as const) {
+      const expected = encryptLayer(message, keysOf(2), direction)
+      const out = Buffer.alloc(5 + 8 + message.length + 16 + 3, 0xee)
+      message.copy(out, 13)
+      sealLayer(out, 13, 13 + message.length, keysOf(2), direction)
+      expect(out.subarray(5, 5 + expected.length).toString('hex')).toBe(expected.toString('hex'))
+      // the bytes around the layer are left alone
+      expect([...out.subarray(0, 5), ...out.subarray(5 + expected.length)]).toEqual(Array(8).fill(0xee))
+      expect(decryptLayer(out.subarray(5, 5 + expected.length), keysOf(2), direction)).toEqual(message)
+    }
+    expect(() => sealLayer(Buffer.alloc(40), 4, 20, keysOf(2), FORWARD)).toThrow(RangeError)
+    expect(() => sealLayer(Buffer.alloc(40), 8, 30, keysOf(2), FORWARD)).toThrow(RangeError)
   })
 
   it('builds the same datagram in place: layers leave room for the cell header', () => {

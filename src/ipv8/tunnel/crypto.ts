@@ -333,6 +333,45 @@ export function encryptLayer(
 }
 
 /**
+ * Adds one layer in place, with the same bytes as {@link encryptLayer}: `out[start, end)` is the plaintext, the
+ * counter goes into the 8 bytes before it and the tag into the 16 after, so the layer is `out[start - 8, end + 16)`.
+ * Sealing a message for several hops this way needs one buffer instead of one per layer.
+ */
+export function sealLayer(
+  out: Buffer,
+  start: number,
+  end: number,
+  keys: SessionKeys,
+  direction: Direction,
+): void {
+  if (start < 8 || end < start || end + 16 > out.length)
+    throw new RangeError('a layer needs 8 bytes before and 16 after its plaintext')
+  const forward = direction === FORWARD
+  const counter = forward ? ++keys.counterForward : ++keys.counterBackward
+  const key = forward ? keys.keyForward : keys.keyBackward
+  const salt = forward ? keys.saltForward : keys.saltBackward
+  writeCounter(out, counter, start - 8)
+  salt.copy(nonceScratch, 0)
+  out.copy(nonceScratch, 4, start - 8, start)
+  if (sodium !== undefined) {
+    // libsodium encrypts in place: the ciphertext starts where the plaintext did and the tag follows it
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      out.subarray(start, end + 16),
+      out.subarray(start, end),
+      null,
+      null,
+      nonceScratch,
+      key,
+    )
+    return
+  }
+  const cipher = createCipheriv('chacha20-poly1305', key, nonceScratch, { authTagLength: 16 })
+  cipher.update(out.subarray(start, end)).copy(out, start)
+  cipher.final()
+  cipher.getAuthTag().copy(out, end)
+}
+
+/**
  * Removes one layer; throws `DECRYPT` for a short, forged or damaged layer (or one under other keys), `REPLAY` for
  * a counter these keys already accepted. With `headroom`, that many free bytes precede the plaintext.
  */
@@ -383,15 +422,24 @@ export function decryptLayer(
  * one layer (spec §7.5).
  */
 export function onionEncrypt(message: Uint8Array, hops: readonly SessionKeys[], headroom = 0): Buffer {
-  let out: Buffer = Buffer.isBuffer(message) ? message : Buffer.from(message)
-  for (let i = hops.length - 1; i >= 0; i--)
-    out = encryptLayer(out, hops[i] as SessionKeys, FORWARD, i === 0 ? headroom : 0)
-  return hops.length === 0 && headroom > 0 ? Buffer.concat([Buffer.alloc(headroom), out]) : out
+  // one buffer for every layer: the message sits after the counters' room and is sealed in place, innermost first
+  let start = headroom + 8 * hops.length
+  let end = start + message.length
+  const out = Buffer.allocUnsafe(end + 16 * hops.length)
+  out.set(message, start)
+  for (let i = hops.length - 1; i >= 0; i--) {
+    sealLayer(out, start, end, hops[i] as SessionKeys, FORWARD)
+    start -= 8
+    end += 16
+  }
+  if (headroom > 0 && hops.length === 0) out.fill(0, 0, headroom)
+  return out
 }
 
 /** The originator removes every BACKWARD layer a reply got on its way back, first hop first. */
 export function onionDecrypt(message: Uint8Array, hops: readonly SessionKeys[]): Buffer {
-  let out: Buffer = Buffer.from(message)
+  // decryptLayer never writes to its input, so the first layer is read where it arrived
+  let out: Buffer = Buffer.isBuffer(message) ? message : Buffer.from(message)
   for (const hop of hops) out = decryptLayer(out, hop, BACKWARD)
   return out
 }

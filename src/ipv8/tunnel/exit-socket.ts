@@ -1,7 +1,6 @@
 import { lookup } from 'node:dns/promises'
-import { isIP, isIPv6 } from 'node:net'
 import { logger } from '../../common/index.js'
-import type { DatagramSocket, DatagramTransport, SocketAddress } from '../../net/index.js'
+import { type DatagramSocket, type DatagramTransport, ipFamily, type SocketAddress } from '../../net/index.js'
 import type { PublicKey } from '../keys/index.js'
 import type { SessionKeys } from './crypto.js'
 import type { CircuitId } from './types.js'
@@ -84,7 +83,8 @@ export class ExitSocket {
       this.#deps.refused()
       return
     }
-    if (isIP(destination.host) === 0) {
+    const ip = ipFamily(destination.host)
+    if (ip === 0) {
       // py-ipv8 resolves with getaddrinfo and prefers IPv4
       lookup(destination.host, { all: true })
         .then((found) => {
@@ -94,7 +94,7 @@ export class ExitSocket {
         .catch((err: unknown) => log.debug('exit could not resolve', { err }))
       return
     }
-    const family = isIPv6(destination.host) ? 'v6' : 'v4'
+    const family = ip === 6 ? 'v6' : 'v4'
     const socket = this.#sockets[family]
     if (socket !== undefined) {
       socket.send(data, destination)

@@ -264,21 +264,41 @@ export function cellMessage<T extends Cellable>(schema: PayloadSchema<T>, value:
 }
 
 const DataBody = struct({ destination: 'address', origin: 'address', data: 'raw' }, 'data-body')
-const NO_ORIGIN_HEADERS = new Map<string, Buffer>()
+const DATA_HEADERS = new Map<string, Buffer>()
+let lastDataHeader: { destination: SocketAddress; origin: SocketAddress; header: Buffer } | undefined
 
-/** The cell message of a data payload (`1 || destination || origin || data`), built with one copy of `data`. */
-export function dataCellMessage(destination: SocketAddress, origin: SocketAddress, data: Buffer): Buffer {
+/**
+ * `1 || destination || origin`: what precedes the payload in a data cell message. Built once per pair of
+ * addresses and kept (a bounded cache), since a flow sends every datagram between the same two.
+ */
+export function dataCellHeader(destination: SocketAddress, origin: SocketAddress): Buffer {
+  const last = lastDataHeader
+  if (
+    last !== undefined &&
+    last.destination.port === destination.port &&
+    last.origin.port === origin.port &&
+    last.destination.host === destination.host &&
+    last.origin.host === origin.host
+  )
+    return last.header
   const key = `${destination.host}|${destination.port}|${origin.host}|${origin.port}`
-  let header = NO_ORIGIN_HEADERS.get(key)
+  let header = DATA_HEADERS.get(key)
   if (header === undefined) {
     const body = DataBody.encode({ destination, origin, data: Buffer.alloc(0) })
     header = Buffer.concat([Buffer.from([DataPayload.msgId]), body])
-    if (NO_ORIGIN_HEADERS.size >= 1024) NO_ORIGIN_HEADERS.clear()
-    NO_ORIGIN_HEADERS.set(key, header)
+    if (DATA_HEADERS.size >= 1024) DATA_HEADERS.clear()
+    DATA_HEADERS.set(key, header)
   }
+  lastDataHeader = { destination, origin, header }
+  return header
+}
+
+/** The cell message of a data payload (`1 || destination || origin || data`), built with one copy of `data`. */
+export function dataCellMessage(destination: SocketAddress, origin: SocketAddress, data: Buffer): Buffer {
+  const header = dataCellHeader(destination, origin)
   const out = Buffer.allocUnsafe(header.length + data.length)
-  header.copy(out, 0)
-  data.copy(out, header.length)
+  out.set(header, 0)
+  out.set(data, header.length)
   return out
 }
 
