@@ -9,10 +9,12 @@ import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
 import { createTorrent } from '../../src/metainfo/index.js'
 import { udpTransport } from '../../src/net/index.js'
 import { startEngine, type TestEngine } from '../support/engine.js'
+import { startUdpTracker } from '../support/tracker-servers.js'
 
 // IPv8 nodes on 127.0.0.230–237: 0 bootstraps and relays, 1–4 may be introduction and rendezvous points, 5 relays,
 // 6 carries the seeder's circuits and 7 the downloader's. The seeder's engine listens on .238, the downloader's on
-// .239 (their direct stacks, which must stay silent). There is no tracker and no DHT: the hidden swarm is the only
+// .239 (their direct stacks, which must stay silent). The torrent names a UDP tracker on .240, reachable through
+// the exits, that only ever knows the downloader while it downloads; there is no DHT. The hidden swarm is the only
 // way the two can meet.
 const ipv8Host = (i: number): string => `127.0.0.${230 + i}`
 const NODES = 8
@@ -21,6 +23,7 @@ const SEEDER = 6
 const DOWNLOADER = 7
 const SEEDER_ENGINE_HOST = '127.0.0.238'
 const DOWNLOADER_ENGINE_HOST = '127.0.0.239'
+const TRACKER_HOST = '127.0.0.240'
 
 configureLogging({ level: 'silent' })
 
@@ -82,7 +85,12 @@ describe('a hidden-service download between two engines', () => {
     await fsp.mkdir(seedDir, { recursive: true })
     const data = randomBytes(1536 * 1024 + 777)
     await fsp.writeFile(path.join(seedDir, 'payload.bin'), data)
-    const { torrent } = await createTorrent(path.join(seedDir, 'payload.bin'), { pieceLength: 262_144 })
+    const tracker = await startUdpTracker(TRACKER_HOST, '::1')
+    cleanup.push(() => tracker.stop())
+    const { torrent } = await createTorrent(path.join(seedDir, 'payload.bin'), {
+      pieceLength: 262_144,
+      trackers: [`udp://${TRACKER_HOST}:${tracker.port}/announce`],
+    })
 
     const seeder = await engineOn(tmp, 'seeder', SEEDER_ENGINE_HOST, seederTunnels)
     const downloader = await engineOn(tmp, 'downloader', DOWNLOADER_ENGINE_HOST, downloaderTunnels)
@@ -148,10 +156,20 @@ describe('a hidden-service download between two engines', () => {
     for (const c of [...seederTunnels.circuits.values(), ...downloaderTunnels.circuits.values()])
       expect([ipv8Host(SEEDER), ipv8Host(DOWNLOADER)]).not.toContain(c.hops[0]?.address?.host)
 
-    // Nothing went to the swarm through an exit (the anonymous transports' exit-side sockets never sent) and
-    // nothing through the direct stacks of the engines.
+    // The seeder, complete from the start with safe seeding, sent nothing through an exit: no announce to the
+    // torrent's tracker, no peer. The downloader announced through an exit while it downloaded (the tracker saw
+    // only exits), but never a completion. Nothing went through the direct stacks of the engines.
     expect(seeder.engine.anonymous(1).socket.stats.packetsSent).toBe(0)
-    expect(downloader.engine.anonymous(1).socket.stats.packetsSent).toBe(0)
+    const seederIds = [seeder.engine.peerId, seeder.engine.anonymous(1).peerId].map((id) =>
+      id.toString('hex'),
+    )
+    expect(tracker.announces.filter((a) => seederIds.includes(a.peerId))).toEqual([])
+    const downloaderId = downloader.engine.anonymous(1).peerId.toString('hex')
+    for (const a of tracker.announces) {
+      expect(a.peerId).toBe(downloaderId)
+      expect(a.event).not.toBe('complete')
+      expect(EXITS.map(ipv8Host)).toContain(a.from.slice(0, a.from.lastIndexOf(':')))
+    }
     expect(seeder.engine.directTraffic()).toEqual({ tcpDials: 0, udpPacketsSent: 0 })
     expect(downloader.engine.directTraffic()).toEqual({ tcpDials: 0, udpPacketsSent: 0 })
 

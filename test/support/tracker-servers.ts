@@ -106,6 +106,8 @@ export async function startOpentracker(
 /** A running `bittorrent-tracker` UDP server. */
 export interface RunningUdpTracker {
   readonly port: number
+  /** Every announce the tracker took: the peer id (hex), the event and the address it came from. */
+  readonly announces: ReadonlyArray<{ peerId: string; event: string; from: string }>
   stop(): Promise<void>
 }
 
@@ -118,9 +120,15 @@ export async function startUdpTracker(host4: string, host6: string): Promise<Run
   const server = new Server({ udp: true, http: false, ws: false, stats: false, interval: 60_000 })
   server.on('error', () => undefined)
   server.on('warning', () => undefined)
+  const announces: { peerId: string; event: string; from: string }[] = []
+  for (const event of ['start', 'update', 'complete', 'stop'])
+    server.on(event, (from: string, params: { peer_id?: string }) =>
+      announces.push({ peerId: params.peer_id ?? '', event, from }),
+    )
   await new Promise<void>((resolve) => server.listen(port, { udp: host4, udp6: host6 }, () => resolve()))
   return {
     port,
+    announces,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }
