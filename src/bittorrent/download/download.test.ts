@@ -420,6 +420,50 @@ describe('Download over in-memory connections', () => {
     expect(a.knownPeers().some((p) => p.host === LEECH2.host && p.source === 'pex')).toBe(true)
   })
 
+  it('never tells other peers about hidden-service peers with ut_pex, and closes peers by address on request', async () => {
+    const t = await fixture({ 'a.bin': 300_000, 'b.bin': 300_000 }, 65_536)
+    // The seed lacks b.bin, so nobody completes and the swarm stays connected.
+    await fsp.rm(path.join(t.seedDir, t.torrent.name, 'b.bin'))
+    const s = swarm()
+    const tuning = { pexIntervalMs: 1000 }
+    const opts = (dir: string) => ({
+      infoHash: t.torrent.infoHash,
+      torrent: t.torrent,
+      downloadDir: path.join(t.root, dir),
+      tuning,
+    })
+    const seed = s.add(SEED, { ...opts('unused'), downloadDir: t.seedDir })
+    await seed.start()
+    // SEED2 stands in for an end-to-end circuit: `a` meets it as a hidden peer, through the deps hook
+    const seed2 = s.add(SEED2, { ...opts('unused2'), downloadDir: t.seedDir })
+    await seed2.start()
+    const a = s.add(LEECH, opts('a'), { isHiddenPeer: (addr) => addr.host === SEED2.host })
+    const b = s.add(LEECH2, opts('b'))
+    await a.start()
+    await b.start()
+    a.addPeers([SEED], 'hidden')
+    a.addPeers([SEED2, LEECH2], 'manual')
+    await until(() => a.peers().length === 3, 15_000, 'a to meet three peers')
+    // a's ut_pex names LEECH2 to the seeds but never SEED (source hidden) nor SEED2 (a hidden address) to b
+    await until(
+      () => seed.knownPeers().some((p) => p.host === LEECH2.host && p.source === 'pex'),
+      15_000,
+      'the hidden seed to learn of the other leecher',
+    )
+    // (the seeds lack a file, so they may dial b themselves once they hear of it: that is not ut_pex)
+    const pexAtB = b.knownPeers().filter((p) => p.source === 'pex')
+    expect(pexAtB.some((p) => p.host === SEED.host || p.host === SEED2.host)).toBe(false)
+
+    expect(a.disconnectPeers((addr) => addr.host === SEED.host || addr.host === SEED2.host)).toBe(1)
+    await until(() => a.peers().length === 2, 5_000, 'the other peer to go')
+    expect(
+      a
+        .peers()
+        .map((p) => p.ip)
+        .sort(),
+    ).toEqual([SEED.host, SEED2.host])
+  })
+
   it('remembers at most MAX_PEER_CANDIDATES addresses however many peers name, and a manual one still gets in', async () => {
     const t = await fixture({ 'a.bin': 200_000 })
     const s = swarm()
