@@ -25,7 +25,7 @@ import {
   withReplayProtection,
 } from './crypto.js'
 import { TunnelError } from './errors.js'
-import { ExitSocket } from './exit-socket.js'
+import { ExitSocket, exitAllows } from './exit-socket.js'
 import {
   CandidateList,
   CELL_MESSAGE_OFFSET,
@@ -33,7 +33,6 @@ import {
   CreatedPayload,
   CreatePayload,
   cellMessage,
-  couldBeBitTorrent,
   couldBeIpv8,
   DataPayload,
   DestroyPayload,
@@ -886,7 +885,7 @@ export class TunnelCommunity extends Community {
     const exit = new ExitSocket(payload.circuitId, source, previousKey, keys, {
       transport: this.#exitTransport,
       bindHost: this.#exitBindHost,
-      isAllowed: (data) => this.#exitAllows(data),
+      isAllowed: (data) => exitAllows(data, this.#myFlags, this.prefix),
       tunnel: (socket, data, origin) => this.#tunnelBack(socket, data, origin),
       refused: () => {
         this.drops.exitRefused += 1
@@ -1214,16 +1213,6 @@ export class TunnelCommunity extends Community {
     }
     exit.lastActivityMs = this.clock.now()
     exit.sendTo(payload.data, payload.destination)
-  }
-
-  #exitAllows(data: Buffer): boolean {
-    const bt = couldBeBitTorrent(data)
-    const ipv8 = couldBeIpv8(data)
-    return (
-      (bt && this.#myFlags.includes(PEER_FLAG_EXIT_BT)) ||
-      (ipv8 && this.#myFlags.includes(PEER_FLAG_EXIT_IPV8)) ||
-      (ipv8 && data.subarray(0, PREFIX_LENGTH).equals(this.prefix))
-    )
   }
 
   #tunnelBack(exit: ExitSocket, data: Buffer, origin: SocketAddress): void {

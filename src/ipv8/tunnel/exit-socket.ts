@@ -3,12 +3,30 @@ import { logger } from '../../common/index.js'
 import { type DatagramSocket, type DatagramTransport, ipFamily, type SocketAddress } from '../../net/index.js'
 import type { PublicKey } from '../keys/index.js'
 import type { SessionKeys } from './crypto.js'
-import type { CircuitId } from './types.js'
+import { couldBeBitTorrent, couldBeIpv8 } from './payloads.js'
+import { type CircuitId, PEER_FLAG_EXIT_BT, PEER_FLAG_EXIT_IPV8 } from './types.js'
 
 const log = logger('ipv8:tunnel')
 
 /** Packets queued while the exit's sockets open (py-ipv8 keeps 10). */
 const QUEUE_LIMIT = 10
+
+/**
+ * The exit policy (spec §7.6, py-ipv8's `TunnelExitSocket.is_allowed`): a datagram may leave (or come back
+ * through) an exit if it looks like BitTorrent (uTP, a UDP tracker message or a bencoded dictionary) and the node
+ * advertises EXIT_BT, if it looks like IPv8 and the node advertises EXIT_IPV8, or if it is an IPv8 packet of the
+ * tunnel community itself (`prefix`, which hidden services send through any node). The checks look at a few
+ * header bytes only, so they are a filter against casual misuse, not a protocol parser.
+ */
+export function exitAllows(data: Uint8Array, flags: readonly number[], prefix: Uint8Array): boolean {
+  const bt = couldBeBitTorrent(data)
+  const ipv8 = couldBeIpv8(data)
+  return (
+    (bt && flags.includes(PEER_FLAG_EXIT_BT)) ||
+    (ipv8 && flags.includes(PEER_FLAG_EXIT_IPV8)) ||
+    (ipv8 && Buffer.from(data.buffer, data.byteOffset, prefix.length).equals(prefix))
+  )
+}
 
 /** What an exit socket needs from its community. */
 export interface ExitSocketDeps {
@@ -125,14 +143,19 @@ export class ExitSocket {
       await socket.close()
       return
     }
-    socket.onMessage((data, from) => this.#received(data, from))
+    socket.onMessage((data, from) => this.#received(data, from, family))
     this.#sockets[family] = socket
     const waiting = this.#queue.splice(0)
     for (const [data, destination] of waiting) this.sendTo(data, destination)
   }
 
-  #received(data: Buffer, from: SocketAddress): void {
+  #received(data: Buffer, from: SocketAddress, family: 'v4' | 'v6'): void {
     if (this.#closed) return
+    if (family === 'v6' && from.host.toLowerCase().startsWith('::ffff:')) {
+      // IPv4 belongs on the IPv4 socket; a dual-stack IPv6 socket would otherwise take it too (py-ipv8)
+      this.#deps.refused()
+      return
+    }
     this.bytesDown += data.length
     if (!this.#deps.isAllowed(data)) {
       this.#deps.refused()
