@@ -1,7 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { UtpSocket } from '../../src/bittorrent/utp/index.js'
-import { circuitDatagramSocket, maxCircuitPayload, TunnelCommunity } from '../../src/ipv8/index.js'
+import {
+  type Circuit,
+  circuitDatagramSocket,
+  maxCircuitPayload,
+  TunnelCommunity,
+  type TunnelSettings,
+} from '../../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
 import { type DatagramSocket, type SocketAddress, udpTransport } from '../../src/net/index.js'
 
@@ -29,14 +35,16 @@ afterEach(async () => {
   utps = []
 })
 
-async function startNodes(): Promise<OverlayTestNetwork<TunnelCommunity>> {
+async function startNodes(
+  tunnel: Partial<TunnelSettings> = {},
+): Promise<OverlayTestNetwork<TunnelCommunity>> {
   const nodes = await OverlayTestNetwork.create(
     5,
     (deps, i, bootstrap) =>
       new TunnelCommunity(deps, {
         walkIntervalMs: 100,
         bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
-        tunnel: { exit: EXITS.includes(i) },
+        tunnel: { exit: EXITS.includes(i), ...tunnel },
         exitBindHost: host(i),
       }),
     { transport: udpTransport, hostOf: host },
@@ -123,5 +131,37 @@ describe('tunnel circuits over real UDP on loopback', () => {
     expect(remotes).toHaveLength(1)
     expect(EXITS.map(host)).toContain(remotes[0])
     conn.destroy()
+  })
+
+  it('replaces a circuit whose relay vanished without a destroy once the circuit times out', async () => {
+    // short timeouts so the test runs in seconds; the defaults (20 s inactivity) take the same path
+    const nodes = await startNodes({
+      maxTimeInactiveMs: 3_000,
+      pingIntervalMs: 1_000,
+      nextHopTimeoutMs: 2_000,
+    })
+    const client = nodes.node(0).community
+    const removed: { circuit: Circuit; reason: string }[] = []
+    client.tunnelEvents.on('circuit-removed', (event) => removed.push(event))
+    client.buildTunnels(2, 1)
+    const first = await client.circuit(2, { timeoutMs: 30_000 })
+    const relay = nodes.nodes.find((n) => n.key.publicKey.equals(first.hops[0]?.publicKey as never))
+    if (relay === undefined) throw new Error('first hop is not one of the nodes')
+    expect(relay.index).not.toBe(0)
+
+    // the relay's socket goes away: no destroy, no pong, nothing more from it
+    relay.endpoint.close()
+    await relay.socket.close()
+    const dead = relay.key.publicKey.midHex
+    const replacement = (): Circuit | undefined =>
+      client
+        .findCircuits({ hops: 2 })
+        .find((c) => c !== first && !c.hops.some((h) => h.publicKey.midHex === dead))
+    await until(() => first.state === 'closing' && replacement() !== undefined, 45_000)
+    expect(first.state).toBe('closing')
+    expect(removed.find((r) => r.circuit === first)?.reason).toBe('no activity')
+    const next = replacement()
+    expect(next?.state).toBe('ready')
+    expect(next?.hops).toHaveLength(2)
   })
 })
