@@ -104,6 +104,12 @@ class RestFake {
         this.downloads = this.downloads.filter((d) => d !== found)
         return json(200, { removed: true, infohash: found.infohash })
       }
+      const body = new URLSearchParams(text)
+      const limits = {
+        ...(body.has('download_limit') && { download_limit: Number(body.get('download_limit')) }),
+        ...(body.has('upload_limit') && { upload_limit: Number(body.get('upload_limit')) }),
+      }
+      this.downloads = this.downloads.map((d) => (d === found ? { ...d, ...limits } : d))
       return json(200, { modified: true, infohash: found.infohash })
     }
     json(404, { error: 'not found' })
@@ -211,6 +217,16 @@ describe('parseClientArgs', () => {
       port: 8085,
       apiKey: 'k',
     })
+    expect(parseClientArgs(['download', 'a', '--down-limit', '500k', '--up-limit', '1.5m'])).toMatchObject({
+      downLimit: 512_000,
+      upLimit: 1_572_864,
+    })
+    expect(parseClientArgs(['limit', IH, '--down', '0', '--up', '65536'])).toMatchObject({
+      command: 'limit',
+      downLimit: 0,
+      upLimit: 65_536,
+    })
+    expect(parseClientArgs(['limit', IH])).toMatchObject({ downLimit: undefined, upLimit: undefined })
     expect(parseClientArgs(['remove', IH, '--with-data', '--api-key', 'x', '--port', '9000'])).toMatchObject({
       withData: true,
       apiKey: 'x',
@@ -229,6 +245,11 @@ describe('parseClientArgs', () => {
       ['pause', IH, '--with-data'],
       ['remove', IH, '--hops', '1'],
       ['download', 'a', '--bogus'],
+      ['download', 'a', '--down-limit', 'fast'],
+      ['download', 'a', '--up-limit', '-1'],
+      ['limit', IH, '--down-limit', '1'],
+      ['limit', IH, '--up', '2x'],
+      ['limit'],
     ]
     for (const argv of bad) expect(() => parseClientArgs(argv), argv.join(' ')).toThrow()
     expect(parseClientArgs(['download', '--help']).help).toBe(true)
@@ -460,6 +481,28 @@ describe('tribler downloads, pause, resume, remove', () => {
     expect(remove.out).toEqual(['Removed data.bin (01234567) and its files'])
     expect(f.requests.find((q) => q.method === 'DELETE')?.body.get('remove_data')).toBe('1')
     expect(f.downloads.map((d) => d.name)).toEqual(['other'])
+  })
+
+  it("sets a download's own rate limits, shows them, and sends them with a new download", async () => {
+    const f = await fake()
+    f.downloads = [view({ download_limit: 0, upload_limit: 0 })]
+    const set = run(['limit', '0123', '--down', '500k', '--port', String(f.port)])
+    expect(await set.code).toBe(0)
+    expect(set.out).toEqual(['data.bin (01234567): download limit 500 KiB/s, upload limit unlimited'])
+    const patch = f.requests.find((q) => q.method === 'PATCH')
+    expect(patch?.path).toBe(`/downloads/${IH}`)
+    expect([...(patch?.body.entries() ?? [])]).toEqual([['download_limit', '512000']])
+    const show = run(['limit', IH, '--port', String(f.port)])
+    expect(await show.code).toBe(0)
+    expect(show.out).toEqual(['data.bin (01234567): download limit 500 KiB/s, upload limit unlimited'])
+    expect(f.requests.filter((q) => q.method === 'PATCH')).toHaveLength(1)
+
+    progressing(f)
+    const add = run(['download', 'magnet:?xt=urn:btih:x', '--up-limit', '64k', '--port', String(f.port)])
+    expect(await add.code).toBe(0)
+    const put = f.requests.find((q) => q.method === 'PUT')
+    expect(put?.body.get('upload_limit')).toBe('65536')
+    expect(put?.body.has('download_limit')).toBe(false)
   })
 
   it('explains an unknown infohash, a short prefix and a core error', async () => {

@@ -4,10 +4,10 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { errorMessage } from '../common/index.js'
 import { CoreClient, CoreClientError, type CoreEvent } from './client.js'
-import { type DownloadView, formatDownloads, formatProgress } from './format.js'
+import { type DownloadView, formatDownloads, formatProgress, formatRate } from './format.js'
 
 /** Subcommands that talk to a running core over its REST API. */
-export const CLIENT_COMMANDS = ['download', 'downloads', 'pause', 'resume', 'remove'] as const
+export const CLIENT_COMMANDS = ['download', 'downloads', 'pause', 'resume', 'remove', 'limit'] as const
 export type ClientCommand = (typeof CLIENT_COMMANDS)[number]
 
 /** True when `name` is one of {@link CLIENT_COMMANDS}. */
@@ -62,6 +62,8 @@ Options:
   --hops <n>            anonymity hops 0-3 (default 0; more than 0 also seeds anonymously)
   --dest <dir>          directory to save into (default: the core's download folder)
   --select <path>       download only this file (its path inside the torrent); repeat for more files
+  --down-limit <rate>   this download's download limit (default 0, unlimited; see \`tribler limit --help\`)
+  --up-limit <rate>     this download's upload limit (default 0, unlimited)
 
 ${CONNECTION_HELP}
 
@@ -82,6 +84,18 @@ ${CONNECTION_HELP}`,
 
 Resumes a stopped download in the running core. <infohash> is the full infohash or a unique prefix of at least 4
 characters.
+
+${CONNECTION_HELP}`,
+  limit: `Usage: tribler limit <infohash> [--down <rate>] [--up <rate>] [options]
+
+Sets a download's own rate limits in the running core; without --down or --up it shows them. A rate is bytes per
+second, with an optional suffix k, m or g (KiB/s, MiB/s, GiB/s); 0 is unlimited. The core's session-wide limits
+(libtorrent.max_download_rate and max_upload_rate) apply too: the lower one holds. The limits stay with the download
+across restarts. <infohash> is the full infohash or a unique prefix of at least 4 characters.
+
+Options:
+  --down <rate>         download limit
+  --up <rate>           upload limit
 
 ${CONNECTION_HELP}`,
   remove: `Usage: tribler remove <infohash> [--with-data] [options]
@@ -110,6 +124,21 @@ export interface ClientArgs {
   readonly dest: string | undefined
   readonly select: readonly string[]
   readonly withData: boolean
+  /** Rate limits to set in bytes/s (`--down-limit`/`--up-limit` of download, `--down`/`--up` of limit). */
+  readonly downLimit: number | undefined
+  readonly upLimit: number | undefined
+}
+
+const RATE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
+
+/** A rate as the CLI takes it: bytes per second with an optional k/m/g suffix (powers of 1024); 0 = unlimited. */
+export function parseRate(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b?(?:\/s)?)?$/i.exec(text.trim())
+  const value = match === null ? Number.NaN : Number(match[1]) * RATE_UNITS[match[2]!.toLowerCase()]!
+  if (!Number.isFinite(value) || !Number.isSafeInteger(Math.round(value))) {
+    throw new UsageError(`${option} must be bytes per second, e.g. 500k or 2m (0 = unlimited), got ${text}`)
+  }
+  return Math.round(value)
 }
 
 /** Parses `argv` (starting with the command name); throws an `Error` with a usage message when it is invalid. */
@@ -126,8 +155,15 @@ export function parseClientArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
       'api-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       ...(command === 'download'
-        ? { hops: { type: 'string' }, dest: { type: 'string' }, select: { type: 'string', multiple: true } }
+        ? {
+            hops: { type: 'string' },
+            dest: { type: 'string' },
+            select: { type: 'string', multiple: true },
+            'down-limit': { type: 'string' },
+            'up-limit': { type: 'string' },
+          }
         : {}),
+      ...(command === 'limit' ? { down: { type: 'string' }, up: { type: 'string' } } : {}),
       ...(command === 'remove' ? { 'with-data': { type: 'boolean' } } : {}),
     },
   })
@@ -155,6 +191,10 @@ export function parseClientArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   }
   const dest = (values as { dest?: string }).dest
   if (dest === '') throw new UsageError('--dest needs a directory')
+  const limits = values as { 'down-limit'?: string; 'up-limit'?: string; down?: string; up?: string }
+  const downText = limits['down-limit'] ?? limits.down
+  const upText = limits['up-limit'] ?? limits.up
+  const optionName = (name: string): string => (command === 'limit' ? `--${name}` : `--${name}-limit`)
   const apiKey = values['api-key'] ?? env.TRIBLER_API_KEY
   return {
     command,
@@ -167,6 +207,8 @@ export function parseClientArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     dest,
     select: (values as { select?: string[] }).select ?? [],
     withData: (values as { 'with-data'?: boolean })['with-data'] === true,
+    downLimit: downText === undefined ? undefined : parseRate(downText, optionName('down')),
+    upLimit: upText === undefined ? undefined : parseRate(upText, optionName('up')),
   }
 }
 
@@ -256,6 +298,20 @@ async function change(args: ClientArgs, core: CoreClient, io: ClientIo): Promise
   if (args.command === 'remove') {
     await core.request('DELETE', path, { remove_data: args.withData ? '1' : '0' })
     io.stdout(`Removed ${label}${args.withData ? ' and its files' : '; its files stay on disk'}`)
+  } else if (args.command === 'limit') {
+    if (args.downLimit !== undefined || args.upLimit !== undefined) {
+      await core.request('PATCH', path, {
+        download_limit: args.downLimit === undefined ? undefined : String(args.downLimit),
+        upload_limit: args.upLimit === undefined ? undefined : String(args.upLimit),
+      })
+    }
+    const now = (await downloads(core)).find((d) => d.infohash === target.infohash)
+    if (now?.download_limit === undefined || now.upload_limit === undefined) {
+      throw new CoreClientError('BAD_RESPONSE', {}, 'the core does not report per-download rate limits')
+    }
+    io.stdout(
+      `${label}: download limit ${formatLimit(now.download_limit)}, upload limit ${formatLimit(now.upload_limit)}`,
+    )
   } else {
     await core.request('PATCH', path, { state: args.command === 'pause' ? 'stop' : 'resume' })
     io.stdout(`${args.command === 'pause' ? 'Paused' : 'Resumed'} ${label}`)
@@ -300,6 +356,8 @@ async function download(
         safe_seeding: args.hops > 0 ? '1' : undefined,
         destination: args.dest === undefined ? undefined : resolve(io.cwd, args.dest),
         'selected_files[]': args.select.length > 0 ? args.select : undefined,
+        download_limit: args.downLimit === undefined ? undefined : String(args.downLimit),
+        upload_limit: args.upLimit === undefined ? undefined : String(args.upLimit),
       },
       { signal: interrupted },
     )
@@ -358,6 +416,10 @@ async function download(
   } finally {
     stopEvents.abort()
   }
+}
+
+function formatLimit(bytesPerSec: number): string {
+  return bytesPerSec === 0 ? 'unlimited' : formatRate(bytesPerSec)
 }
 
 function sleepUnless(ms: number, signal: AbortSignal): Promise<void> {

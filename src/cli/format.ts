@@ -71,6 +71,9 @@ export interface DownloadView {
   readonly num_connected_peers: number
   readonly num_connected_seeds: number
   readonly error?: string
+  /** The download's own limits in bytes/s, 0 = unlimited. */
+  readonly download_limit?: number
+  readonly upload_limit?: number
 }
 
 function bar(fraction: number, width: number): string {

@@ -118,6 +118,7 @@ Runs the Tribler.ts core in the foreground and serves its REST API. The commands
   pause <infohash>             stop a download
   resume <infohash>            resume a stopped download
   remove <infohash>            remove a download (--with-data also deletes its files)
+  limit <infohash>             show or set a download's own rate limits (--down, --up)
 
 tribler <command> --help describes each command.
 

@@ -268,6 +268,46 @@ describe('BitTorrentEngine over loopback sockets', () => {
     expect(seeder.engine.rateLimits().upload).toBe(1_000_000)
   })
 
+  it("holds a seeding download's own upload limit on incoming peers, keeps it across a restart and lifts it live", async () => {
+    const LIMIT = 256 * 1024
+    const t = await makeTorrent({ 'a.bin': 4_000_000 }, { pieceLength: 65_536 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const seederState = path.join(base, 'seeder')
+    const first = await engineAt(seederState, '127.0.0.232')
+    const torrentFile = torrentFileOf(t.torrent, [])
+    const { infoHash } = await first.engine.add({
+      source: { kind: 'torrent', torrent: torrentFile },
+      destination: t.seedDir,
+      rateLimits: { uploadBytesPerSec: LIMIT },
+    })
+    expect(() => first.engine.get(infoHash)!.setRateLimits({ downloadBytesPerSec: -1 })).toThrow(RangeError)
+    await first.stop()
+    const seeder = await engineAt(seederState, '127.0.0.232')
+    expect(seeder.engine.get(infoHash)!.status().rateLimits).toEqual({
+      downloadBytesPerSec: 0,
+      uploadBytesPerSec: LIMIT,
+    })
+    await until(() => stateOf(seeder, infoHash) === 'DLSTATUS_SEEDING', 20_000, 'seeder check')
+
+    const leecher = await engineAt(path.join(base, 'leecher'), '127.0.0.233')
+    const dir = path.join(base, 'out')
+    await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir })
+    leecher.engine.addPeers(infoHash, [{ host: '127.0.0.232', port: seeder.engine.port }])
+    const sent = () => seeder.engine.download(infoHash)!.totals.up
+    await until(() => sent() > 64 * 1024, 30_000, 'the first blocks')
+    // Bytes over a window, against the limit: at most 1.5 times it plus the bucket's burst and a few blocks.
+    const startBytes = sent()
+    const startMs = performance.now()
+    await until(() => performance.now() - startMs >= 3000, 10_000, 'the window')
+    const windowSec = (performance.now() - startMs) / 1000
+    expect(sent() - startBytes).toBeLessThanOrEqual(LIMIT * windowSec * 1.5 + LIMIT / 2 + 4 * 16_384)
+    expect(stateOf(leecher, infoHash)).toBe('DLSTATUS_DOWNLOADING')
+    seeder.engine.get(infoHash)!.setRateLimits({ uploadBytesPerSec: 0 })
+    await until(() => stateOf(leecher, infoHash) === 'DLSTATUS_SEEDING', 40_000, 'the rest, unlimited')
+    expect(await sameBytes(t, dir)).toBe(true)
+  })
+
   it('closes incoming connections beyond MAX_PENDING_INCOMING that name no torrent, and serves peers once they go', async () => {
     const t = await makeTorrent({ 'a.bin': 200_000 }, { pieceLength: 32_768 })
     cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))

@@ -16,6 +16,7 @@ import {
   EngineError,
   type FileStatus,
   type PeerStatus,
+  type RateLimits,
 } from '../../bittorrent/engine/index.js'
 import { configureLogging, type Service, TypedEmitter } from '../../common/index.js'
 import { TorrentService } from '../../content/torrents/index.js'
@@ -82,6 +83,7 @@ class HandleDouble implements DownloadHandle {
   state: DownloadStatus['state']
   selected: number[]
   readonly calls: string[] = []
+  limits: RateLimits
 
   constructor(
     readonly infoHash: string,
@@ -90,6 +92,7 @@ class HandleDouble implements DownloadHandle {
   ) {
     this.state = info === undefined ? 'DLSTATUS_METADATA' : 'DLSTATUS_DOWNLOADING'
     this.selected = [...(options.selectedFiles ?? info?.files.map((f) => f.index) ?? [])]
+    this.limits = { downloadBytesPerSec: 0, uploadBytesPerSec: 0, ...options.rateLimits }
   }
 
   status(): DownloadStatus {
@@ -118,6 +121,7 @@ class HandleDouble implements DownloadHandle {
       error: '',
       timeAdded: 1_700_000_000,
       hasMetadata: this.info !== undefined,
+      rateLimits: this.limits,
     }
   }
 
@@ -183,6 +187,11 @@ class HandleDouble implements DownloadHandle {
   async setSelectedFiles(indices: readonly number[]): Promise<void> {
     this.calls.push(`select ${indices.join(',')}`)
     this.selected = [...indices]
+  }
+
+  setRateLimits(limits: Partial<RateLimits>): void {
+    this.calls.push(`limits ${limits.downloadBytesPerSec ?? '-'}/${limits.uploadBytesPerSec ?? '-'}`)
+    this.limits = { ...this.limits, ...limits }
   }
 }
 
@@ -326,6 +335,8 @@ describe('GET /downloads', () => {
           safe_seeding: false,
           max_upload_speed: 2000,
           max_download_speed: 1000,
+          download_limit: 0,
+          upload_limit: 0,
           destination: join(s.dir, 'out'),
           availability: 1.5,
           total_pieces: album.info.pieceCount,
@@ -424,6 +435,22 @@ describe('PUT /downloads', () => {
     // file:///path works too, and a non-digit anon_hops counts as 0
     await put(s.app, { uri: `file://${album.path}`, anon_hops: 'x1' })
     expect(s.manager.added[1]?.hops).toBe(0)
+  })
+
+  it('starts a download with its own rate limits, and rejects one that is not a whole number', async () => {
+    const s = await setup()
+    const album = await albumTorrent(s.dir)
+    const bad = await put(s.app, { uri: fileUri(album.path), upload_limit: '-5' })
+    expect(bad.statusCode).toBe(400)
+    expect(bad.json()).toEqual({
+      error: 'upload_limit must be a whole number of bytes per second (0 = unlimited)',
+    })
+    expect(s.manager.added).toEqual([])
+    const res = await put(s.app, { uri: fileUri(album.path), download_limit: '65536', upload_limit: '0' })
+    expect(res.statusCode).toBe(200)
+    expect(s.manager.added[0]?.rateLimits).toEqual({ downloadBytesPerSec: 65_536, uploadBytesPerSec: 0 })
+    const listed = (await s.app.inject({ method: 'GET', url: '/downloads' })).json().downloads[0]
+    expect(listed).toMatchObject({ download_limit: 65_536, upload_limit: 0 })
   })
 
   it('is idempotent for an infohash already downloading', async () => {
@@ -608,9 +635,25 @@ describe('PATCH /downloads/{infohash}', () => {
     expect(handle().selected).toEqual([1])
   })
 
+  it("sets the download's own rate limits, one at a time or both, and rejects a bad one changing nothing", async () => {
+    const { patch, ih, app, handle } = await withAlbum()
+    expect((await patch('download_limit=100000')).json()).toEqual({ modified: true, infohash: ih })
+    expect((await patch('upload_limit=2048&download_limit=0')).statusCode).toBe(200)
+    expect(handle().calls).toEqual(['limits 100000/-', 'limits 0/2048'])
+    const listed = (await app.inject({ method: 'GET', url: '/downloads' })).json().downloads[0]
+    expect(listed).toMatchObject({ download_limit: 0, upload_limit: 2048, max_download_speed: 1000 })
+    for (const bad of ['download_limit=-1', 'upload_limit=1.5', 'upload_limit=fast', 'download_limit=']) {
+      const res = await patch(`selected_files[]=1&state=stop&${bad}`)
+      expect(res.statusCode).toBe(400)
+      expect(res.json().error).toMatch(/_limit must be a whole number of bytes per second/)
+    }
+    expect(handle().calls).toHaveLength(2)
+    expect(handle().state).toBe('DLSTATUS_DOWNLOADING')
+  })
+
   it('takes anon_hops only alone and re-adds the download with them, keeping its choices', async () => {
     const { patch, ih, manager, handle } = await withAlbum()
-    await patch('selected_files[]=1')
+    await patch('selected_files[]=1&upload_limit=5000')
     const mixed = await patch('anon_hops=1&state=stop')
     expect(mixed.statusCode).toBe(400)
     expect(mixed.json()).toEqual({ error: 'anon_hops must be the only parameter in this request' })
@@ -621,6 +664,7 @@ describe('PATCH /downloads/{infohash}', () => {
       hops: 2,
       selectedFiles: [1],
       destination: expect.any(String),
+      rateLimits: { downloadBytesPerSec: 0, uploadBytesPerSec: 5000 },
     })
     expect(handle().status().hops).toBe(2)
   })

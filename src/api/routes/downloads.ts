@@ -12,6 +12,7 @@ import {
   type FileStatus,
   isDownloadManager,
   type PeerStatus,
+  type RateLimits,
 } from '../../bittorrent/engine/index.js'
 import { errorMessage, fromHex } from '../../common/index.js'
 import {
@@ -145,6 +146,8 @@ export function downloadJson(
     safe_seeding: s.safeSeeding,
     max_upload_speed: limits.upload,
     max_download_speed: limits.download,
+    download_limit: s.rateLimits.downloadBytesPerSec,
+    upload_limit: s.rateLimits.uploadBytesPerSec,
     destination: s.destination,
     availability: s.availability,
     total_pieces: s.totalPieces,
@@ -295,8 +298,22 @@ const DOWNLOAD = {
     hops: { type: 'integer' },
     anon_download: { type: 'boolean' },
     safe_seeding: { type: 'boolean' },
-    max_upload_speed: { type: 'integer' },
-    max_download_speed: { type: 'integer' },
+    max_upload_speed: {
+      type: 'integer',
+      description: 'the session-wide upload limit, bytes/s, 0 = unlimited',
+    },
+    max_download_speed: {
+      type: 'integer',
+      description: 'the session-wide download limit, bytes/s, 0 = unlimited',
+    },
+    download_limit: {
+      type: 'integer',
+      description: "Tribler.ts extension: this download's own download limit, bytes/s, 0 = unlimited",
+    },
+    upload_limit: {
+      type: 'integer',
+      description: "Tribler.ts extension: this download's own upload limit, bytes/s, 0 = unlimited",
+    },
     destination: { type: 'string' },
     availability: { type: 'number' },
     total_pieces: { type: 'integer' },
@@ -318,6 +335,45 @@ const INFOHASH_PARAMS = {
   properties: { infohash: { type: 'string', description: '40 hex characters' } },
   required: ['infohash'],
 } as const
+
+/** The `download_limit` / `upload_limit` form fields (a Tribler.ts extension) of PUT and PATCH. */
+const LIMIT_FIELDS = {
+  download_limit: {
+    type: 'string',
+    description:
+      "Tribler.ts extension: the download's own download limit in bytes/s, 0 = unlimited; the session-wide " +
+      '`libtorrent.max_download_rate` applies on top (the lower wins)',
+  },
+  upload_limit: {
+    type: 'string',
+    description:
+      "Tribler.ts extension: the download's own upload limit in bytes/s, 0 = unlimited; the session-wide " +
+      '`libtorrent.max_upload_rate` applies on top (the lower wins)',
+  },
+} as const
+
+/** The per-download limits a form body gives; a field left out is absent. Not a whole number >= 0: 400. */
+function rateLimitsOf(body: FormParams): Partial<RateLimits> {
+  const read = (name: string): number | undefined => {
+    const text = formString(body, name)
+    if (text === undefined) return undefined
+    const value = /^[0-9]{1,15}$/.test(text.trim()) ? Number(text.trim()) : Number.NaN
+    if (!Number.isSafeInteger(value)) {
+      throw new ApiError(
+        'BAD_REQUEST',
+        {},
+        `${name} must be a whole number of bytes per second (0 = unlimited)`,
+      )
+    }
+    return value
+  }
+  const down = read('download_limit')
+  const up = read('upload_limit')
+  return {
+    ...(down !== undefined && { downloadBytesPerSec: down }),
+    ...(up !== undefined && { uploadBytesPerSec: up }),
+  }
+}
 
 const MODIFIED = {
   type: 'object',
@@ -378,7 +434,8 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
           '`file:` URI holds the percent-encoded absolute path; other URIs are unquoted (`+` is a space) first. ' +
           '`selected_files[]` names files by their path inside the torrent (not possible for a magnet link). ' +
           'An http(s) URL is fetched with a 30 s timeout and at most 64 MiB; a redirect to a magnet link is ' +
-          'followed. The destination is created when missing and must be writable.',
+          'followed. The destination is created when missing and must be writable. `download_limit` and ' +
+          "`upload_limit` (a Tribler.ts extension) set the new download's own rate limits.",
         body: {
           type: 'object',
           properties: {
@@ -393,6 +450,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
               description: 'absolute directory; default download_defaults.saveas',
             },
             'selected_files[]': { type: 'array', items: { type: 'string' } },
+            ...LIMIT_FIELDS,
           },
         },
         response: {
@@ -404,7 +462,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
           400: {
             description:
               'uri missing, anon_hops without safe_seeding, bad magnet ("missing infohash"), bad destination, ' +
-              'unknown selected file',
+              'unknown selected file, a rate limit that is not a whole number >= 0',
             ...PLAIN_ERROR,
           },
           ...COMMON_ERRORS,
@@ -432,6 +490,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
       const uri = /^file:/i.test(rawUri) ? rawUri : unquotePlus(rawUri)
       const destination = formString(body, 'destination')
       const selected = formArray(body, 'selected_files')
+      const rateLimits = rateLimitsOf(body)
 
       await refuseChannelMetadata(uri)
       let resolved: ResolvedUri
@@ -464,6 +523,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
           safeSeeding,
           ...(destination !== undefined && destination !== '' ? { destination } : {}),
           ...(selectedFiles !== undefined ? { selectedFiles } : {}),
+          ...(Object.keys(rateLimits).length > 0 ? { rateLimits } : {}),
         })
         return { started: true, infohash: result.infoHash }
       } catch (err) {
@@ -477,11 +537,13 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
     {
       schema: {
         tags: ['downloads'],
-        summary: 'Resume, stop or recheck a download, select its files, or change its hops',
+        summary: 'Resume, stop or recheck a download, select its files, change its hops or its rate limits',
         description:
           'Checks in order: unknown infohash 404; `anon_hops` together with anything else 400; a bad ' +
-          '`selected_files[]` index or `state` 400 (nothing is changed then). `anon_hops` re-adds the download ' +
-          'with the new hop count, keeping its data, selection and safe seeding.',
+          '`selected_files[]` index, `state`, `download_limit` or `upload_limit` 400 (nothing is changed then). ' +
+          '`anon_hops` re-adds the download with the new hop count, keeping its data, selection, safe seeding ' +
+          'and rate limits. `download_limit` and `upload_limit` (a Tribler.ts extension) apply at once, also to ' +
+          'open connections, and are kept across restarts; a limit left out stays as it was.',
         params: INFOHASH_PARAMS,
         body: {
           type: 'object',
@@ -489,6 +551,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
             anon_hops: { type: 'string', description: '0–3; must be the only parameter' },
             'selected_files[]': { type: 'array', items: { type: 'string' }, description: 'file indices' },
             state: { type: 'string', description: '`resume`, `stop` or `recheck`' },
+            ...LIMIT_FIELDS,
           },
         },
         response: {
@@ -527,6 +590,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
       if (state !== undefined && !['resume', 'stop', 'recheck'].includes(state)) {
         throw new ApiError('BAD_REQUEST', {}, 'unknown state parameter')
       }
+      const rateLimits = rateLimitsOf(body)
       if (indices !== undefined) {
         try {
           await handle.setSelectedFiles(indices)
@@ -535,6 +599,7 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
           throw err
         }
       }
+      if (Object.keys(rateLimits).length > 0) handle.setRateLimits(rateLimits)
       if (state === 'resume') await handle.resume()
       else if (state === 'stop') await handle.stop()
       else if (state === 'recheck') await handle.recheck()
@@ -705,6 +770,7 @@ async function changeHops(manager: DownloadManager, handle: DownloadHandle, hops
     safeSeeding: status.safeSeeding,
     hops: status.hops,
     stopped: status.state === 'DLSTATUS_STOPPED',
+    rateLimits: status.rateLimits,
     ...(included.length < files.length ? { selectedFiles: included } : {}),
   }
   try {

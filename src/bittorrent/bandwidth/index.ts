@@ -26,5 +26,11 @@ export {
   DEFAULT_BURST_MS,
   DEFAULT_TICK_MS,
 } from './manager.js'
-export { DEFAULT_QUANTUM_BYTES, type ThrottleOptions, throttle } from './throttle.js'
+export {
+  DEFAULT_QUANTUM_BYTES,
+  isThrottled,
+  type ThrottledDuplex,
+  type ThrottleOptions,
+  throttle,
+} from './throttle.js'
 export { BandwidthError, type BandwidthErrorCode, type CancelRequest, type GrantCallback } from './types.js'

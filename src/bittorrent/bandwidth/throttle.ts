@@ -36,8 +36,8 @@ function countBytes(channels: readonly BandwidthChannel[], bytes: number): void 
 class ThrottledStream extends Duplex {
   readonly #inner: Duplex
   readonly #manager: BandwidthManager
-  readonly #readChannels: readonly BandwidthChannel[]
-  readonly #writeChannels: readonly BandwidthChannel[]
+  readonly #readChannels: BandwidthChannel[]
+  readonly #writeChannels: BandwidthChannel[]
   readonly #quantum: number
   readonly #pendingIn: Buffer[] = []
   #granting = false
@@ -51,8 +51,8 @@ class ThrottledStream extends Duplex {
     super({ highWaterMark, allowHalfOpen: true })
     this.#inner = inner
     this.#manager = opts.manager
-    this.#readChannels = opts.read ?? []
-    this.#writeChannels = opts.write ?? []
+    this.#readChannels = [...(opts.read ?? [])]
+    this.#writeChannels = [...(opts.write ?? [])]
     this.#quantum = opts.quantumBytes ?? DEFAULT_QUANTUM_BYTES
     inner.on('data', (chunk: Buffer) => this.#onData(chunk))
     inner.on('end', () => {
@@ -68,6 +68,19 @@ class ThrottledStream extends Duplex {
   /** The stream being paced. */
   get inner(): Duplex {
     return this.#inner
+  }
+
+  /**
+   * Adds channels from now on (a connection whose download is known only after its handshake). Bytes already granted
+   * or waiting keep the channels they asked; a channel added twice counts once.
+   */
+  addChannels(channels: { read?: readonly BandwidthChannel[]; write?: readonly BandwidthChannel[] }): void {
+    for (const channel of channels.read ?? []) {
+      if (!this.#readChannels.includes(channel)) this.#readChannels.push(channel)
+    }
+    for (const channel of channels.write ?? []) {
+      if (!this.#writeChannels.includes(channel)) this.#writeChannels.push(channel)
+    }
   }
 
   #onData(chunk: Buffer): void {
@@ -94,7 +107,7 @@ class ThrottledStream extends Duplex {
     }
     const n = Math.min(chunk.length, this.#quantum)
     this.#granting = true
-    this.#cancelIn = this.#manager.request(n, this.#readChannels, () => {
+    this.#cancelIn = this.#manager.request(n, [...this.#readChannels], () => {
       this.#granting = false
       this.#cancelIn = undefined
       if (this.destroyed) return
@@ -145,7 +158,7 @@ class ThrottledStream extends Duplex {
       return
     }
     const n = Math.min(chunk.length, this.#quantum)
-    this.#cancelOut = this.#manager.request(n, this.#writeChannels, () => {
+    this.#cancelOut = this.#manager.request(n, [...this.#writeChannels], () => {
       this.#cancelOut = undefined
       if (this.destroyed) return
       const ok = this.#inner.write(chunk.subarray(0, n))
@@ -176,6 +189,22 @@ class ThrottledStream extends Duplex {
   }
 }
 
+/** A Duplex paced by {@link throttle}, which can take more channels later. */
+export interface ThrottledDuplex extends Duplex {
+  /** The stream being paced. */
+  readonly inner: Duplex
+  /**
+   * Adds channels that later bytes pass through too, e.g. a download's own limits once the handshake named the
+   * torrent. Limits compose: bytes move only when every channel has quota, so the lowest limit wins.
+   */
+  addChannels(channels: { read?: readonly BandwidthChannel[]; write?: readonly BandwidthChannel[] }): void
+}
+
+/** Whether `stream` came from {@link throttle}. */
+export function isThrottled(stream: Duplex): stream is ThrottledDuplex {
+  return stream instanceof ThrottledStream
+}
+
 /**
  * Wraps any Duplex (a TCP socket, a uTP connection, an in-process pair) so reads and writes pass through rate
  * limits. The result is a Duplex with the same bytes; destroying it destroys `inner`.
@@ -190,6 +219,6 @@ class ThrottledStream extends Duplex {
  * const wire = new PeerWire(paced, { peerId, infoHash })
  * ```
  */
-export function throttle(inner: Duplex, opts: ThrottleOptions): Duplex {
+export function throttle(inner: Duplex, opts: ThrottleOptions): ThrottledDuplex {
   return new ThrottledStream(inner, opts)
 }

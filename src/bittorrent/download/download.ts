@@ -458,7 +458,10 @@ export class Download {
 
   // ---- snapshots
 
-  status(): Omit<DownloadStatus, 'trackers' | 'hops' | 'safeSeeding' | 'destination' | 'timeAdded'> {
+  status(): Omit<
+    DownloadStatus,
+    'trackers' | 'hops' | 'safeSeeding' | 'destination' | 'timeAdded' | 'rateLimits'
+  > {
     const torrent = this.#torrent
     const picker = this.#picker
     const wanted = this.#wantedBytes()

@@ -25,7 +25,13 @@ import {
 import { type DatagramSocket, type SocketAddress, udpTransport } from '../../net/index.js'
 import { defaultDownloadDir, type PortRegistry, type SessionEvents } from '../../session/index.js'
 import type { Store } from '../../store/index.js'
-import { type BandwidthChannel, BandwidthManager, throttle } from '../bandwidth/index.js'
+import {
+  type BandwidthChannel,
+  BandwidthManager,
+  isThrottled,
+  type ThrottledDuplex,
+  throttle,
+} from '../bandwidth/index.js'
 import { DhtNode, fileDhtStateStore } from '../dht/index.js'
 import {
   CLIENT_NAME,
@@ -64,6 +70,7 @@ import {
   type FileStatus,
   PEER_ID_PREFIX,
   type PeerStatus,
+  type RateLimits,
   type TrackerStatusEntry,
 } from './types.js'
 
@@ -148,13 +155,32 @@ class EngineDownload implements DownloadHandle {
   #circuitWait: AbortController | undefined
   /** An anonymous download's part in the hidden swarm of its info hash, while it runs. */
   hidden: HiddenSwarm | undefined
+  /**
+   * The download's own rate limits, which every connection of it passes through besides the session's channels
+   * (libtorrent's per-torrent bandwidth channels).
+   */
+  readonly channels: {
+    readonly read: readonly BandwidthChannel[]
+    readonly write: readonly BandwidthChannel[]
+  }
+  readonly #down: BandwidthChannel
+  readonly #up: BandwidthChannel
 
-  constructor(engine: BitTorrentEngine, record: DownloadRecord, download: Download, trackers: string[]) {
+  constructor(
+    engine: BitTorrentEngine,
+    record: DownloadRecord,
+    download: Download,
+    trackers: string[],
+    channels: { down: BandwidthChannel; up: BandwidthChannel },
+  ) {
     this.#engine = engine
     this.infoHash = record.infoHash
     this.record = record
     this.download = download
     this.#extraTrackers = trackers
+    this.#down = channels.down
+    this.#up = channels.up
+    this.channels = { read: [channels.down], write: [channels.up] }
   }
 
   get torrent(): TorrentInfo | undefined {
@@ -213,6 +239,10 @@ class EngineDownload implements DownloadHandle {
       safeSeeding: this.record.safeSeeding,
       destination: this.record.destination,
       timeAdded: this.record.timeAdded,
+      rateLimits: {
+        downloadBytesPerSec: this.record.downloadLimitBytesPerSec,
+        uploadBytesPerSec: this.record.uploadLimitBytesPerSec,
+      },
     }
   }
 
@@ -257,6 +287,14 @@ class EngineDownload implements DownloadHandle {
     }
     await this.download.setSelectedFiles(indices)
     this.#engine.update(this, { selectedFiles: [...indices] })
+  }
+
+  setRateLimits(limits: Partial<RateLimits>): void {
+    const down = checkLimit(limits.downloadBytesPerSec, this.record.downloadLimitBytesPerSec)
+    const up = checkLimit(limits.uploadBytesPerSec, this.record.uploadLimitBytesPerSec)
+    this.#engine.update(this, { downloadLimitBytesPerSec: down, uploadLimitBytesPerSec: up })
+    this.#down.setRate(down)
+    this.#up.setRate(up)
   }
 
   async startSwarm(): Promise<void> {
@@ -622,6 +660,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
         `Cannot write to ${destination}: ${errorMessage(err)}`,
       )
     }
+    const downloadLimit = checkLimit(options.rateLimits?.downloadBytesPerSec, 0)
+    const uploadLimit = checkLimit(options.rateLimits?.uploadBytesPerSec, 0)
     const selected = [...(options.selectedFiles ?? [])]
     if (torrent !== undefined) {
       for (const i of selected) {
@@ -640,6 +680,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
       selectedFiles: selected,
       userStopped: options.stopped === true,
       timeAdded: Math.floor(this.#deps.clock.now() / 1000),
+      downloadLimitBytesPerSec: downloadLimit,
+      uploadLimitBytesPerSec: uploadLimit,
     }
     this.#table.put(record)
     const handle = this.#open(record)
@@ -754,8 +796,13 @@ export class BitTorrentEngine implements DownloadManager, Service {
       selectedFiles: [],
       userStopped: false,
       timeAdded: 0,
+      downloadLimitBytesPerSec: 0,
+      uploadLimitBytesPerSec: 0,
     }
-    const probe = new EngineDownload(this, record, download, [...link.trackers])
+    const probe = new EngineDownload(this, record, download, [...link.trackers], {
+      down: this.#bandwidth.channel(0),
+      up: this.#bandwidth.channel(0),
+    })
     const signals = [AbortSignal.timeout(options.timeoutMs)]
     if (options.signal !== undefined) signals.push(options.signal)
     const signal = AbortSignal.any(signals)
@@ -965,7 +1012,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
   }
 
   /** Paces a peer connection by the session's rate limits (chunks pass straight through while unlimited). */
-  #throttled(stream: Duplex): Duplex {
+  #throttled(stream: Duplex): ThrottledDuplex {
     return throttle(stream, { manager: this.#bandwidth, read: [this.#downChannel], write: [this.#upChannel] })
   }
 
@@ -1034,8 +1081,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     // Bound late, so a download stored while the tunnel community is off loads and refuses to dial.
     const hops = record.hops
     let handle: EngineDownload | undefined
-    const connect = this.encryptingConnector(
-      infoHash,
+    const dial: PeerConnector =
       hops > 0
         ? (peer, opts) => {
             // Hidden seeders through their end-to-end circuits; everyone else through an exit, unless the
@@ -1048,8 +1094,13 @@ export class BitTorrentEngine implements DownloadManager, Service {
               )
             return this.#anonymous.get(hops).connector(peer, opts)
           }
-        : this.connector,
-    )
+        : this.connector
+    const connect = this.encryptingConnector(infoHash, async (peer, opts) => {
+      const conn = await dial(peer, opts)
+      // The raw connection is paced by the session's limits; the download's own come on top.
+      if (handle !== undefined && isThrottled(conn.stream)) conn.stream.addChannels(handle.channels)
+      return conn
+    })
     const deps = {
       connect,
       ...(hops > 0 && { isHiddenPeer: (address: SocketAddress) => handle?.hidden?.has(address) === true }),
@@ -1075,7 +1126,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
       previousTotals: this.#table.readTotals(record.infoHash),
       tuning: this.#tuning(),
     })
-    const created = new EngineDownload(this, record, download, [...(magnet?.trackers ?? [])])
+    const created = new EngineDownload(this, record, download, [...(magnet?.trackers ?? [])], {
+      down: this.#bandwidth.channel(record.downloadLimitBytesPerSec),
+      up: this.#bandwidth.channel(record.uploadLimitBytesPerSec),
+    })
     handle = created
     this.#downloads.set(record.infoHash, created)
     const hex = record.infoHash
@@ -1232,7 +1286,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
     // `enabled` policy accepts both; `forced` and `disabled` refuse one of them.
     stream.on('error', () => undefined)
     this.#handshaking.add(stream)
-    acceptConnection(this.#throttled(stream), {
+    const paced = this.#throttled(stream)
+    acceptConnection(paced, {
       policy: this.#opts.encryption ?? 'enabled',
       lookup: (hash) => this.#lookupEncrypted(hash, anonymous?.hops ?? 0),
     })
@@ -1240,6 +1295,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
         (conn) =>
           this.#onPlaintext(
             conn.stream,
+            paced,
             address,
             transport,
             conn.encrypted ? conn.method : 'none',
@@ -1264,8 +1320,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
     return undefined
   }
 
+  /** A connection past its encryption handshake; `paced` is its throttled raw stream, for the download's limits. */
   #onPlaintext(
     stream: Duplex,
+    paced: ThrottledDuplex,
     address: SocketAddress,
     transport: 'tcp' | 'utp',
     encryption: PeerEncryption,
@@ -1300,6 +1358,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
         wire.destroy()
         return
       }
+      paced.addChannels(handle.channels)
       handle.download.acceptIncoming(wire, { address, transport, encryption })
     })
   }
@@ -1331,6 +1390,15 @@ export function torrentFileOf(info: TorrentInfo, tiers: readonly (readonly strin
 function countPeers(peers: readonly PeerStatus[]): { seeders: number; leechers: number } {
   const seeders = peers.filter((peer) => peer.seed).length
   return { seeders, leechers: peers.length - seeders }
+}
+
+/** A rate limit given for a download: `fallback` when absent, else a whole number of bytes/s >= 0. */
+function checkLimit(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`a rate limit is a whole number of bytes per second >= 0, got ${value}`)
+  }
+  return value
 }
 
 function normalizeHost(host: string): string {

@@ -35,5 +35,6 @@ export {
   isDownloadManager,
   PEER_ID_PREFIX,
   type PeerStatus,
+  type RateLimits,
   type TrackerStatusEntry,
 } from './types.js'

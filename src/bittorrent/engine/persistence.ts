@@ -19,6 +19,9 @@ export interface DownloadRecord {
   readonly userStopped: boolean
   /** Unix seconds. */
   readonly timeAdded: number
+  /** This download's own limits in bytes/s, 0 = unlimited; the session-wide limits apply on top. */
+  readonly downloadLimitBytesPerSec: number
+  readonly uploadLimitBytesPerSec: number
 }
 
 /** The engine's tables. */
@@ -48,6 +51,13 @@ export const ENGINE_MIGRATIONS: MigrationSet = {
         db.exec(`ALTER TABLE bittorrent_downloads ADD COLUMN total_down INTEGER NOT NULL DEFAULT 0;
           ALTER TABLE bittorrent_downloads ADD COLUMN total_up INTEGER NOT NULL DEFAULT 0`),
     },
+    {
+      version: 3,
+      description: 'Keeping per-download rate limits',
+      up: (db) =>
+        db.exec(`ALTER TABLE bittorrent_downloads ADD COLUMN download_limit INTEGER NOT NULL DEFAULT 0;
+          ALTER TABLE bittorrent_downloads ADD COLUMN upload_limit INTEGER NOT NULL DEFAULT 0`),
+    },
   ],
 }
 
@@ -63,6 +73,8 @@ interface Row {
   time_added: number
   total_down: number
   total_up: number
+  download_limit: number
+  upload_limit: number
 }
 
 /** Downloads in the store and their resume data files. */
@@ -84,12 +96,14 @@ export class DownloadTable {
     this.#db()
       .prepare(
         `INSERT INTO bittorrent_downloads
-          (infohash, torrent, magnet, destination, hops, safe_seeding, selected_files, user_stopped, time_added)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+          (infohash, torrent, magnet, destination, hops, safe_seeding, selected_files, user_stopped, time_added,
+            download_limit, upload_limit)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           ON CONFLICT (infohash) DO UPDATE SET torrent = excluded.torrent, magnet = excluded.magnet,
             destination = excluded.destination, hops = excluded.hops, safe_seeding = excluded.safe_seeding,
             selected_files = excluded.selected_files, user_stopped = excluded.user_stopped,
-            time_added = excluded.time_added`,
+            time_added = excluded.time_added, download_limit = excluded.download_limit,
+            upload_limit = excluded.upload_limit`,
       )
       .run(
         record.infoHash,
@@ -101,6 +115,8 @@ export class DownloadTable {
         JSON.stringify(record.selectedFiles),
         record.userStopped ? 1 : 0,
         record.timeAdded,
+        record.downloadLimitBytesPerSec,
+        record.uploadLimitBytesPerSec,
       )
   }
 
@@ -159,5 +175,12 @@ function fromRow(row: Row): DownloadRecord {
     selectedFiles: selected,
     userStopped: row.user_stopped !== 0,
     timeAdded: row.time_added,
+    downloadLimitBytesPerSec: validLimit(row.download_limit),
+    uploadLimitBytesPerSec: validLimit(row.upload_limit),
   }
+}
+
+/** A stored limit as the bandwidth channels take it: a whole number of bytes/s >= 0 (anything else: unlimited). */
+function validLimit(value: unknown): number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : 0
 }

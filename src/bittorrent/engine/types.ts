@@ -36,6 +36,18 @@ export interface AddDownloadOptions {
   readonly selectedFiles?: readonly number[]
   /** Add without starting (state `DLSTATUS_STOPPED`). */
   readonly stopped?: boolean
+  /** This download's limits in bytes/s (whole numbers, 0 = unlimited, the default); see {@link RateLimits}. */
+  readonly rateLimits?: Partial<RateLimits>
+}
+
+/**
+ * Rate limits of one download in payload bytes per second, 0 = unlimited. They compose with the session-wide
+ * `libtorrent.max_*_rate` limits: bytes move only when both allow it, so the lower limit wins. They are kept with
+ * the download across restarts.
+ */
+export interface RateLimits {
+  readonly downloadBytesPerSec: number
+  readonly uploadBytesPerSec: number
 }
 
 export interface AddDownloadResult {
@@ -87,6 +99,8 @@ export interface DownloadStatus {
   /** Unix seconds. */
   readonly timeAdded: number
   readonly hasMetadata: boolean
+  /** The download's own limits (0 = unlimited); the session-wide ones are {@link DownloadManager.rateLimits}. */
+  readonly rateLimits: RateLimits
 }
 
 export interface PeerStatus {
@@ -154,6 +168,11 @@ export interface DownloadHandle {
   recheck(): Promise<void>
   /** Replaces the selection; indices must be in range (`RangeError` otherwise). */
   setSelectedFiles(indices: readonly number[]): Promise<void>
+  /**
+   * Changes the download's own limits at once (running transfers included) and keeps them; a field left out stays.
+   * A limit that is not a whole number >= 0 is a `RangeError` and changes nothing.
+   */
+  setRateLimits(limits: Partial<RateLimits>): void
 }
 
 /**
