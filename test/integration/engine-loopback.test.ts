@@ -75,6 +75,27 @@ describe('BitTorrentEngine over loopback sockets', () => {
     })
   }
 
+  it('dials TCP peers from its listen address, the one they can dial back', async () => {
+    const t = await makeTorrent({ 'a.bin': 100_000 }, { pieceLength: 32_768 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const from: string[] = []
+    const server = net.createServer((socket) => {
+      from.push(socket.remoteAddress ?? '')
+      socket.destroy()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.63', resolve))
+    cleanup.push(() => new Promise((resolve) => server.close(resolve)))
+    const node = await engineAt(path.join(base, 'state'), '127.0.0.64', { utp: false })
+    const { infoHash } = await node.engine.add({
+      source: { kind: 'torrent', torrent: torrentFileOf(t.torrent, []) },
+      destination: path.join(base, 'out'),
+    })
+    node.engine.addPeers(infoHash, [{ host: '127.0.0.63', port: (server.address() as net.AddressInfo).port }])
+    await until(() => from.length > 0, 20_000, 'a dial')
+    expect(from[0]).toBe('127.0.0.64')
+  })
+
   it('merges the trackers and dials the peers of a magnet added again for a download it already has', async () => {
     const t = await makeTorrent({ 'a.bin': 700_000 }, { pieceLength: 32_768 })
     cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))

@@ -906,7 +906,8 @@ export class BitTorrentEngine implements DownloadManager, Service {
     if (this.#tcpEnabled) {
       try {
         this.#tcpDials++
-        return { stream: this.#throttled(await tcpConnect(peer, signal)), transport: 'tcp' }
+        const from = outgoingAddress(this.#opts.listenHost, peer.host)
+        return { stream: this.#throttled(await tcpConnect(peer, signal, from)), transport: 'tcp' }
       } catch (err) {
         firstError = err
         if (signal.aborted) throw err
@@ -1405,13 +1406,33 @@ function normalizeHost(host: string): string {
   return host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host
 }
 
-function tcpConnect(peer: SocketAddress, signal: AbortSignal): Promise<net.Socket> {
+/**
+ * The local address outgoing TCP connections leave from: the listen address when it is a specific one of the peer's
+ * family, as libtorrent binds outgoing connections to its listen interface. Peers then see the address they can dial
+ * back (the listen port we tell them in the extended handshake is only on that address), not whichever the routing
+ * table picks. A loopback listen address is used only towards loopback peers (it cannot reach anyone else).
+ */
+export function outgoingAddress(listenHost: string | undefined, peerHost: string): string | undefined {
+  if (listenHost === undefined) return undefined
+  const family = net.isIP(listenHost)
+  if (family === 0 || family !== net.isIP(peerHost)) return undefined
+  if (listenHost === '0.0.0.0' || listenHost === '::') return undefined
+  if (isLoopbackHost(listenHost) && !isLoopbackHost(peerHost)) return undefined
+  return listenHost
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === '::1' || host.startsWith('127.')
+}
+
+function tcpConnect(peer: SocketAddress, signal: AbortSignal, localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     signal.throwIfAborted()
     const socket: net.Socket = net.connect({
       host: peer.host,
       port: peer.port,
       onread: pooledReads(() => socket),
+      ...(localAddress !== undefined && { localAddress }),
     })
     const onAbort = (): void => {
       socket.destroy()
