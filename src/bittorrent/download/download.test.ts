@@ -387,6 +387,29 @@ describe('Download over in-memory connections', () => {
     expect(seedDials).toBe(1)
   })
 
+  it('leaves a peer untried while mayDial refuses it, and dials it once allowed', async () => {
+    const t = await fixture({ 'a.bin': 100_000 })
+    const clock = new ManualClock()
+    const s = swarm()
+    let dials = 0
+    s.listen(SEED2, () => {
+      dials++
+    })
+    let allowed = false
+    const leech = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: path.join(t.root, 'leech') },
+      { clock, mayDial: () => allowed },
+    )
+    await leech.start()
+    leech.addPeers([SEED2], 'tracker')
+    for (let i = 0; i < 5; i++) clock.advance(60_000)
+    expect(dials).toBe(0)
+    allowed = true
+    leech.addPeers([SEED2], 'tracker')
+    await until(() => dials === 1, 5_000, 'the dial')
+  })
+
   it('tells peers about each other with ut_pex (BEP 11)', async () => {
     const t = await fixture({ 'a.bin': 300_000, 'b.bin': 300_000 }, 65_536)
     // The seed lacks b.bin, so nobody completes and the swarm stays connected.

@@ -737,6 +737,7 @@ export class Download {
       if (open >= this.#maxConnections) break
       if (c.connected || c.connecting || c.nextAttemptMs > now || this.#banned.has(c.address.host)) continue
       if (seeding && c.seed === true) continue
+      if (this.#deps.mayDial?.(c.address) === false) continue
       if (c.failures >= MAX_DIAL_FAILURES) continue
       open++
       void this.#dial(c, running)

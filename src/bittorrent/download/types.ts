@@ -65,6 +65,11 @@ export interface DownloadDeps {
    * peers are never told to others with ut_pex nor redialled at a listen port they name.
    */
   readonly isHiddenPeer?: (address: SocketAddress) => boolean
+  /**
+   * Whether the download may dial `address` now (default: always). A candidate it may not dial is kept untried, so
+   * no failure counts against it and it is dialled once allowed again.
+   */
+  readonly mayDial?: (address: SocketAddress) => boolean
 }
 
 /** Tunables of a {@link Download}; every field has a default. */

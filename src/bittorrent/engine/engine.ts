@@ -1104,7 +1104,12 @@ export class BitTorrentEngine implements DownloadManager, Service {
     })
     const deps = {
       connect,
-      ...(hops > 0 && { isHiddenPeer: (address: SocketAddress) => handle?.hidden?.has(address) === true }),
+      ...(hops > 0 && {
+        isHiddenPeer: (address: SocketAddress) => handle?.hidden?.has(address) === true,
+        // Seeding as a hidden service only, it dials nobody through an exit (the connector refuses it too).
+        mayDial: (address: SocketAddress) =>
+          handle?.hiddenOnly !== true || handle.hidden?.has(address) === true,
+      }),
       peerId: hops > 0 ? this.#anonymous.identity(hops).peerId : this.peerId,
       ...(hops === 0 && { listenPort: this.#port }),
       clock: this.#deps.clock,
