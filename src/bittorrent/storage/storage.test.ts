@@ -96,6 +96,32 @@ describe('Storage', () => {
     await expect(storage.readBlock(0, 0, 1)).rejects.toMatchObject({ code: 'CLOSED' })
   })
 
+  it('keeps the handles of writes in flight open while many files contend for a few handles', async () => {
+    const specs = Array.from({ length: 12 }, (_, i) => ({ path: `t/f${i}.bin`, length: 3_000 + i * 517 }))
+    const { layout, data } = layoutOf(specs, 4_096)
+    const storage = new Storage({ layout, downloadDir: dir, id: 'x', maxOpenFiles: 2 })
+    // Every block at once, as a fast swarm completes pieces of many files together.
+    const writes: Array<Promise<void>> = []
+    for (let p = 0; p < layout.pieceCount; p++) {
+      const start = p * layout.pieceLength
+      writes.push(
+        storage.writeBlock(p, 0, data.subarray(start, Math.min(start + layout.pieceLength, data.length))),
+      )
+    }
+    await Promise.all(writes)
+    const checks = await Promise.all(
+      Array.from({ length: layout.pieceCount }, (_, p) => storage.verifyPiece(p)),
+    )
+    expect(checks.every(Boolean)).toBe(true)
+    await storage.close()
+    for (const [i, spec] of specs.entries()) {
+      const file = layout.files[i]!
+      expect(await fsp.readFile(path.join(dir, spec.path))).toEqual(
+        data.subarray(file.offset, file.offset + file.length),
+      )
+    }
+  })
+
   it('never writes padding files', async () => {
     const { layout, data } = layoutOf(
       [

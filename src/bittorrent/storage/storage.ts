@@ -349,7 +349,6 @@ export class Storage {
     const file = fileIndex === PART_FILE ? this.partFilePath : this.filePath(fileIndex)
     return this.#fsCall(file, async () => {
       const pooled = await this.#acquire(fileIndex, file, write)
-      pooled.busy++
       try {
         return await fn(pooled.handle)
       } finally {
@@ -358,7 +357,10 @@ export class Storage {
     })
   }
 
-  /** One open at a time per file: concurrent reads and writes of a file share the handle being opened. */
+  /**
+   * One open at a time per file: concurrent reads and writes of a file share the handle being opened. The handle
+   * comes back counted busy, so no eviction closes it between here and its use.
+   */
   async #acquire(fileIndex: number, file: string, write: boolean): Promise<PooledHandle> {
     for (;;) {
       const opening = this.#opening.get(fileIndex)
@@ -372,6 +374,7 @@ export class Storage {
       if (this.#closed) {
         // Closed while opening: the handle must not outlive the storage.
         this.#handles.delete(fileIndex)
+        pooled.busy--
         if (pooled.busy === 0) await pooled.handle.close().catch(() => undefined)
         throw new StorageError('CLOSED')
       }
@@ -387,6 +390,7 @@ export class Storage {
       // Map order is the LRU order.
       this.#handles.delete(fileIndex)
       this.#handles.set(fileIndex, existing)
+      existing.busy++
       return existing
     }
     if (existing !== undefined) {
@@ -423,7 +427,8 @@ export class Storage {
       const st = await handle.stat()
       if (st.size < length) await handle.truncate(length)
     }
-    const pooled: PooledHandle = { handle, writable: write, busy: 0 }
+    // Busy from the start: the eviction below must not pick the handle it was opened for.
+    const pooled: PooledHandle = { handle, writable: write, busy: 1 }
     this.#handles.set(fileIndex, pooled)
     await this.#evict()
     return pooled
