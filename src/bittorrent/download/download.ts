@@ -1011,9 +1011,12 @@ export class Download {
     if (this.#pendingWriteBytes > this.#maxPendingWriteBytes) return
     const choked = wire.peerChoking
     if (choked && wire.allowedFastFromPeer.size === 0) return
-    const want = Math.min(this.#depth(peer) - peer.inflight, wire.requestSlots)
-    // Refill in batches: picking one block at a time costs more than it gains.
-    if (want < 8 && peer.inflight > 8) return
+    const depth = this.#depth(peer)
+    const want = Math.min(depth - peer.inflight, wire.requestSlots)
+    // Refill in batches of an eighth of the pipeline: picking and sending a few blocks at a time costs a pick and
+    // a socket write each, while a deep pipeline does not run dry for want of them.
+    const batch = Math.max(8, depth >> 3)
+    if (want < batch && peer.inflight > batch) return
     if (want <= 0) return
     let count = want
     const limiter = this.#deps.limiter
