@@ -410,6 +410,38 @@ describe('Download over in-memory connections', () => {
     await until(() => dials === 1, 5_000, 'the dial')
   })
 
+  it('forgets a hidden peer once its end-to-end session is gone instead of dialling its stand-in address', async () => {
+    const t = await fixture({ 'a.bin': 300_000 })
+    const clock = new ManualClock()
+    const s = swarm()
+    let dials = 0
+    s.listen(SEED2, (wire: PeerWire) => {
+      dials++
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+      })
+    })
+    // SEED2 stands in for an end-to-end circuit while `session` is true
+    let session = true
+    const leech = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: path.join(t.root, 'leech') },
+      { clock, isHiddenPeer: (addr) => session && addr.host === SEED2.host },
+    )
+    await leech.start()
+    leech.addPeers([SEED2], 'hidden')
+    await until(() => leech.peers().length === 1, 10_000, 'the hidden peer to connect')
+    expect(dials).toBe(1)
+    // The circuit goes, and the connection with it: the address now names some unrelated host.
+    session = false
+    expect(leech.disconnectPeers(() => false)).toBe(1)
+    await until(() => leech.peers().length === 0, 5_000, 'the hidden peer to go')
+    for (let i = 0; i < 10; i++) clock.advance(60_000)
+    expect(dials).toBe(1)
+    expect(leech.knownPeers().some((p) => p.host === SEED2.host)).toBe(false)
+  })
+
   it('tells peers about each other with ut_pex (BEP 11)', async () => {
     const t = await fixture({ 'a.bin': 300_000, 'b.bin': 300_000 }, 65_536)
     // The seed lacks b.bin, so nobody completes and the swarm stays connected.
@@ -457,10 +489,13 @@ describe('Download over in-memory connections', () => {
     })
     const seed = s.add(SEED, { ...opts('unused'), downloadDir: t.seedDir })
     await seed.start()
-    // SEED2 stands in for an end-to-end circuit: `a` meets it as a hidden peer, through the deps hook
+    // SEED and SEED2 stand in for end-to-end circuits (the deps hook), SEED also given with source `hidden` as
+    // the engine gives the seeders its hidden swarm meets (a hidden candidate is dialled only while it is one)
     const seed2 = s.add(SEED2, { ...opts('unused2'), downloadDir: t.seedDir })
     await seed2.start()
-    const a = s.add(LEECH, opts('a'), { isHiddenPeer: (addr) => addr.host === SEED2.host })
+    const a = s.add(LEECH, opts('a'), {
+      isHiddenPeer: (addr) => addr.host === SEED.host || addr.host === SEED2.host,
+    })
     const b = s.add(LEECH2, opts('b'))
     await a.start()
     await b.start()

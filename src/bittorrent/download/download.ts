@@ -736,6 +736,12 @@ export class Download {
     for (const c of this.#candidates.values()) {
       if (open >= this.#maxConnections) break
       if (c.connected || c.connecting || c.nextAttemptMs > now || this.#banned.has(c.address.host)) continue
+      if (c.source === 'hidden' && this.#deps.isHiddenPeer?.(c.address) !== true) {
+        // A hidden peer's address only stands in for its end-to-end session: once that is gone the address names
+        // some unrelated host, which must not be dialled (through an exit or otherwise).
+        this.#candidates.delete(c.key)
+        continue
+      }
       if (seeding && c.seed === true) continue
       if (this.#deps.mayDial?.(c.address) === false) continue
       if (c.failures >= MAX_DIAL_FAILURES) continue
