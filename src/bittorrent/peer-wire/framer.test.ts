@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { Framer } from './framer.js'
-import { isPooledRead, POOLED_READ_BYTES, pooledReads } from './read-pool.js'
+import { isPooledRead, MIN_POOLED_READ_BYTES, POOLED_READ_BYTES, pooledReads } from './read-pool.js'
 
 /** Pooled reads as a socket makes them: each call fills the next pool buffer with `bytes` and returns the chunk. */
 function pooledSource(): (bytes: Uint8Array) => Buffer {
@@ -32,30 +33,34 @@ describe('Framer', () => {
   it('gives a pooled read back once every byte of it was taken transiently', () => {
     const read = pooledSource()
     const framer = new Framer()
-    const chunk = read(Buffer.from('abcdefgh'))
-    expect(chunk).toHaveLength(8)
+    const data = randomBytes(POOLED_READ_BYTES)
+    const chunk = read(data)
+    expect(chunk).toHaveLength(POOLED_READ_BYTES)
     expect(isPooledRead(chunk)).toBe(true)
     framer.push(chunk)
-    expect(framer.takeTransient(3)!.toString()).toBe('abc')
-    expect(framer.takeTransient(5)!.toString()).toBe('defgh')
+    expect(framer.takeTransient(3)).toEqual(data.subarray(0, 3))
+    expect(framer.takeTransient(POOLED_READ_BYTES - 3)).toEqual(data.subarray(3))
     // Released only at recycle, so the views stay valid while the listeners run.
     expect(isPooledRead(chunk)).toBe(true)
     framer.recycle()
     expect(isPooledRead(chunk)).toBe(false)
-    const next = read(Buffer.from('xy'))
+    const next = read(Buffer.alloc(MIN_POOLED_READ_BYTES, 'x'))
     expect(next.buffer).toBe(chunk.buffer)
-    expect(next.toString()).toBe('xy')
+    expect(next).toEqual(Buffer.alloc(MIN_POOLED_READ_BYTES, 'x'))
   })
 
   it('keeps a pooled read whose view escaped, and one not read to the end', () => {
     const read = pooledSource()
     const framer = new Framer()
-    const kept = read(Buffer.from('handshake'))
+    const first = Buffer.alloc(MIN_POOLED_READ_BYTES, 'k')
+    first.write('handshake')
+    const kept = read(first)
     framer.push(kept)
     const view = framer.take(9)!
-    const partial = read(Buffer.from('0123456789'))
+    expect(framer.takeTransient(MIN_POOLED_READ_BYTES - 9)).toHaveLength(MIN_POOLED_READ_BYTES - 9)
+    const partial = read(Buffer.alloc(MIN_POOLED_READ_BYTES, 'p'))
     framer.push(partial)
-    expect(framer.takeTransient(4)!.toString()).toBe('0123')
+    expect(framer.takeTransient(4)!.toString()).toBe('pppp')
     framer.recycle()
     expect(isPooledRead(kept)).toBe(true)
     expect(isPooledRead(partial)).toBe(true)
@@ -68,23 +73,44 @@ describe('Framer', () => {
   it('assembles transient takes across chunks in its own buffer, and regular takes in a copy that stays', () => {
     const read = pooledSource()
     const framer = new Framer()
-    const a = read(Buffer.from('0123'))
-    const b = read(Buffer.from('4567'))
-    const c = read(Buffer.from('89ab'))
+    const n = MIN_POOLED_READ_BYTES
+    const data = randomBytes(3 * n)
+    const a = read(data.subarray(0, n))
+    const b = read(data.subarray(n, 2 * n))
+    const c = read(data.subarray(2 * n))
     for (const chunk of [a, b, c]) framer.push(chunk)
-    const spanning = framer.takeTransient(6)!
-    expect(spanning.toString()).toBe('012345')
-    const copy = framer.take(4)!
-    expect(copy.toString()).toBe('6789')
+    const spanning = framer.takeTransient(n + n / 2)!
+    expect(spanning).toEqual(data.subarray(0, n + n / 2))
+    const copy = framer.take(n)!
+    expect(copy).toEqual(data.subarray(n + n / 2, 2 * n + n / 2))
     framer.recycle()
-    // a and b were read to the end with no view kept; c still holds two bytes.
+    // a and b were read to the end with no view kept; c still holds half its bytes.
     expect(isPooledRead(a)).toBe(false)
     expect(isPooledRead(b)).toBe(false)
     expect(isPooledRead(c)).toBe(true)
-    read(Buffer.from('zzzz'))
-    read(Buffer.from('wwww'))
-    expect(copy.toString()).toBe('6789')
-    expect(framer.take(2)!.toString()).toBe('ab')
+    read(Buffer.alloc(POOLED_READ_BYTES, 'z'))
+    read(Buffer.alloc(POOLED_READ_BYTES, 'w'))
+    expect(copy).toEqual(data.subarray(n + n / 2, 2 * n + n / 2))
+    expect(framer.take(n / 2)).toEqual(data.subarray(2 * n + n / 2))
+  })
+
+  it('holds a trickle of small reads in their own bytes, not one pool buffer each', () => {
+    // A peer can send a long message a byte per segment: while it waits to be parsed whole, every read stays.
+    const read = pooledSource()
+    const framer = new Framer()
+    framer.push(read(Buffer.from([0, 0, 16, 0])))
+    for (let i = 0; i < 1000; i++) framer.push(read(Buffer.from([i & 0xff])))
+    expect(framer.peekUInt32()).toBe(4096)
+    expect(framer.buffered).toBe(1004)
+    const held = new Set<ArrayBufferLike>()
+    for (;;) {
+      const chunk = framer.take(1)
+      if (chunk === undefined) break
+      held.add(chunk.buffer)
+    }
+    let bytes = 0
+    for (const buffer of held) bytes += buffer.byteLength
+    expect(bytes).toBeLessThan(POOLED_READ_BYTES)
   })
 
   it('skips across chunks and drops everything on clear', () => {

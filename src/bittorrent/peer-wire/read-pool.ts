@@ -4,6 +4,12 @@ import type { OnReadOpts, Socket } from 'node:net'
 export const POOLED_READ_BYTES = 64 * 1024
 /** Read buffers kept for reuse across every socket of the process (4 MiB). */
 const MAX_FREE = 64
+/**
+ * Reads shorter than this are copied into a buffer of their own size and the pool buffer serves the next read: a
+ * chunk pins its whole buffer while it waits to be parsed, so a peer sending a message a few bytes per segment
+ * would otherwise hold 64 KiB per segment. Longer reads pin at most twice their bytes.
+ */
+export const MIN_POOLED_READ_BYTES = POOLED_READ_BYTES / 2
 
 const free: Buffer[] = []
 /** Chunks handed out by pooled reads and not given back yet. */
@@ -25,6 +31,12 @@ export function pooledReads(socket: () => Socket): OnReadOpts {
   return {
     buffer: () => free.pop() ?? Buffer.allocUnsafeSlow(POOLED_READ_BYTES),
     callback: (bytes: number, buf: Uint8Array): boolean => {
+      if (bytes < MIN_POOLED_READ_BYTES) {
+        const copy = Buffer.allocUnsafeSlow(bytes)
+        copy.set(buf.subarray(0, bytes))
+        if (free.length < MAX_FREE) free.push(buf as Buffer)
+        return socket().push(copy)
+      }
       const chunk = (buf as Buffer).subarray(0, bytes)
       lent.add(chunk)
       return socket().push(chunk)
