@@ -129,6 +129,7 @@ describe.skipIf(!libtorrentAvailable())('BitTorrentEngine and libtorrent through
     expect(handle.status().trackers.find((t) => t.url === '[DHT]')?.peers).toBeGreaterThan(0)
     expect(handle.status().trackers.filter((t) => !t.url.startsWith('['))).toEqual([])
     expect(node.engine.download(infoHash)!.totals.hashFailures).toBe(0)
+    expect(dht.nodes().every((n) => n.host.startsWith('127.'))).toBe(true)
   })
 
   it('seeds to a libtorrent leecher that finds it through the DHT', async () => {
@@ -167,5 +168,6 @@ describe.skipIf(!libtorrentAvailable())('BitTorrentEngine and libtorrent through
       .map((a) => Number(/received DHT peers: (\d+)/.exec(a.message)?.[1] ?? 0))
     expect(Math.max(0, ...fromDht)).toBeGreaterThan(0)
     expect(node.engine.download(infoHash)!.totals.up).toBeGreaterThanOrEqual(made.totalLength)
+    expect(dht.nodes().every((n) => n.host.startsWith('127.'))).toBe(true)
   })
 })
