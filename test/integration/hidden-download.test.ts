@@ -24,6 +24,8 @@ const DOWNLOADER = 7
 const SEEDER_ENGINE_HOST = '127.0.0.238'
 const DOWNLOADER_ENGINE_HOST = '127.0.0.239'
 const TRACKER_HOST = '127.0.0.240'
+/** A plain (direct, hops 0) seeder of the same torrent, found through the tracker via the exits. */
+const DIRECT_SEEDER_HOST = '127.0.0.241'
 
 configureLogging({ level: 'silent' })
 
@@ -44,41 +46,48 @@ async function engineOn(
   tmp: string,
   name: string,
   host: string,
-  community: HiddenTunnelCommunity,
+  community: HiddenTunnelCommunity | undefined,
+  settings: Record<string, Record<string, unknown>> = {},
 ): Promise<TestEngine> {
   const stateDir = path.join(tmp, name)
   await fsp.mkdir(stateDir, { recursive: true })
-  const node = await startEngine({ stateDir, host, tunnels: () => community })
+  const node = await startEngine({ stateDir, host, tunnels: () => community, settings })
   cleanup.push(() => node.stop())
   return node
+}
+
+/** The tunnel nodes, once the seeder's and the downloader's know every exit. */
+async function tunnelNetwork(): Promise<OverlayTestNetwork<HiddenTunnelCommunity>> {
+  const net = await OverlayTestNetwork.create(
+    NODES,
+    (deps, i, bootstrap) =>
+      new HiddenTunnelCommunity(deps, {
+        walkIntervalMs: 100,
+        bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+        tunnel: { exit: EXITS.includes(i), minCircuits: 1, maxCircuits: 4 },
+        exitBindHost: ipv8Host(i),
+      }),
+    { transport: udpTransport, hostOf: ipv8Host },
+  )
+  cleanup.push(() => net.stopAll())
+  await net.startAll()
+  await until(
+    () =>
+      net.node(SEEDER).community.getCandidates(2).length === EXITS.length &&
+      net.node(DOWNLOADER).community.getCandidates(2).length === EXITS.length,
+    60_000,
+    'tunnel peers to meet',
+  )
+  return net
 }
 
 describe('a hidden-service download between two engines', () => {
   it('completes through introduction and rendezvous points, and neither side learns the other address', async () => {
     const tmp = await fsp.mkdtemp(path.join(tmpdir(), 'hidden-download-'))
     cleanup.push(() => fsp.rm(tmp, { recursive: true, force: true }))
-    const net = await OverlayTestNetwork.create(
-      NODES,
-      (deps, i, bootstrap) =>
-        new HiddenTunnelCommunity(deps, {
-          walkIntervalMs: 100,
-          bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
-          tunnel: { exit: EXITS.includes(i), minCircuits: 1, maxCircuits: 4 },
-          exitBindHost: ipv8Host(i),
-        }),
-      { transport: udpTransport, hostOf: ipv8Host },
-    )
-    cleanup.push(() => net.stopAll())
-    await net.startAll()
+    const net = await tunnelNetwork()
     const seederTunnels = net.node(SEEDER).community
     const downloaderTunnels = net.node(DOWNLOADER).community
-    await until(
-      () =>
-        seederTunnels.getCandidates(2).length === EXITS.length &&
-        downloaderTunnels.getCandidates(2).length === EXITS.length,
-      60_000,
-      'tunnel peers to meet',
-    )
 
     // 1.5 MiB in 256 KiB pieces, seeded from its own folder
     const seedDir = path.join(tmp, 'seed')
@@ -180,5 +189,81 @@ describe('a hidden-service download between two engines', () => {
       'the finished download to keep an introduction point',
     )
     for (const n of net.nodes) expect(n.community.statistics.dropped.handlerError).toBe(0)
+  }, 420_000)
+
+  it('also takes peers through exits while downloading, and with safe seeding leaves them once finished', async () => {
+    const tmp = await fsp.mkdtemp(path.join(tmpdir(), 'hidden-download-'))
+    cleanup.push(() => fsp.rm(tmp, { recursive: true, force: true }))
+    const net = await tunnelNetwork()
+    const seedDir = path.join(tmp, 'seed')
+    await fsp.mkdir(seedDir, { recursive: true })
+    const data = randomBytes(4 * 1024 * 1024 + 321)
+    await fsp.writeFile(path.join(seedDir, 'payload.bin'), data)
+    const tracker = await startUdpTracker(TRACKER_HOST, '::1')
+    cleanup.push(() => tracker.stop())
+    const { torrent } = await createTorrent(path.join(seedDir, 'payload.bin'), {
+      pieceLength: 262_144,
+      trackers: [`udp://${TRACKER_HOST}:${tracker.port}/announce`],
+    })
+    const add = (node: TestEngine, hops: number, destination: string) =>
+      node.engine.add({ source: { kind: 'torrent', torrent }, destination, hops, safeSeeding: hops > 0 })
+
+    // the hidden seeder, and a direct one on its own address that uploads slowly (256 KiB/s), so the download
+    // meets both before it completes
+    const hiddenSeeder = await engineOn(tmp, 'hidden', SEEDER_ENGINE_HOST, net.node(SEEDER).community)
+    const directSeeder = await engineOn(tmp, 'direct', DIRECT_SEEDER_HOST, undefined, {
+      libtorrent: { max_upload_rate: 262_144 },
+    })
+    const { infoHash } = await add(hiddenSeeder, 1, seedDir)
+    await add(directSeeder, 0, seedDir)
+    const direct = directSeeder.engine.get(infoHash)!
+    await until(
+      () =>
+        hiddenSeeder.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING' &&
+        direct.status().state === 'DLSTATUS_SEEDING' &&
+        tracker.announces.some((a) => a.from.startsWith(`${DIRECT_SEEDER_HOST}:`)),
+      60_000,
+      'both seeders to seed and the direct one to announce',
+    )
+
+    const downloader = await engineOn(
+      tmp,
+      'downloader',
+      DOWNLOADER_ENGINE_HOST,
+      net.node(DOWNLOADER).community,
+    )
+    const downloadDir = path.join(tmp, 'download')
+    await add(downloader, 1, downloadDir)
+    const handle = downloader.engine.get(infoHash)!
+    const saw = new Set<string>()
+    const directSaw = new Set<string>()
+    await until(
+      () => {
+        for (const p of handle.peers()) saw.add(`${p.ip}:${p.port}`)
+        for (const p of direct.peers()) directSaw.add(p.ip)
+        return handle.status().state === 'DLSTATUS_SEEDING'
+      },
+      240_000,
+      'the download to complete',
+    )
+    expect(await fsp.readFile(path.join(downloadDir, 'payload.bin'))).toEqual(data)
+    // it met the direct seeder through an exit and the hidden one through an end-to-end circuit
+    expect([...saw].some((key) => key === `${DIRECT_SEEDER_HOST}:${directSeeder.engine.port}`)).toBe(true)
+    expect([...saw].some((key) => key.endsWith(':1024'))).toBe(true)
+
+    // finished with safe seeding: its peers through exits are gone, on both ends, and it no longer announces
+    await until(
+      () =>
+        handle.peers().every((p) => p.port === 1024) &&
+        !direct.peers().some((p) => EXITS.map(ipv8Host).includes(p.ip)),
+      60_000,
+      'the peers through exits to be closed',
+    )
+    expect(tracker.announces.filter((a) => a.event === 'complete')).toEqual([])
+    // the direct seeder only ever saw exits, never the downloader's addresses
+    for (const p of direct.peers()) directSaw.add(p.ip)
+    expect(directSaw.size).toBeGreaterThan(0)
+    for (const ip of directSaw) expect(EXITS.map(ipv8Host)).toContain(ip)
+    expect(downloader.engine.directTraffic()).toEqual({ tcpDials: 0, udpPacketsSent: 0 })
   }, 420_000)
 })

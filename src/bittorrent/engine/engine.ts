@@ -336,9 +336,10 @@ class EngineDownload implements DownloadHandle {
     if (this.record.hops === 0 || !this.#discovering) return
     this.hidden ??= this.#engine.hiddenSwarm(this)
     const hidden = this.hidden
-    if (hidden === undefined) return
     const state = this.download.state
-    if (state === 'DLSTATUS_SEEDING' && this.download.isComplete) {
+    if (hidden === undefined) {
+      // the tunnel community runs no hidden services: nothing to join
+    } else if (state === 'DLSTATUS_SEEDING' && this.download.isComplete) {
       hidden.stopLookups()
       hidden.seed()
     } else if (state === 'DLSTATUS_DOWNLOADING' || state === 'DLSTATUS_METADATA') {
@@ -347,7 +348,7 @@ class EngineDownload implements DownloadHandle {
     }
     if (this.hiddenOnly) {
       this.#stopExitDiscovery()
-      const closed = this.download.disconnectPeers((address) => hidden.has(address))
+      const closed = this.download.disconnectPeers((address) => hidden?.has(address) === true)
       if (closed > 0) this.#engine.logHiddenOnly(this, closed)
     }
   }
