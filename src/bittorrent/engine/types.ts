@@ -14,8 +14,11 @@ export const DOWNLOAD_STATES = [
 ] as const
 export type DownloadState = (typeof DOWNLOAD_STATES)[number]
 
-/** Azureus-style client prefix of our peer ids. */
-export const PEER_ID_PREFIX = '-TS0100-'
+/**
+ * Azureus-style client prefix of our peer ids: Tribler's client code `TL` (the fingerprint Tribler gives its
+ * libtorrent sessions) and our version 0.1.0. (`TS` already names another client, TorrentStorm.)
+ */
+export const PEER_ID_PREFIX = '-TL0100-'
 
 /** The name {@link DownloadManager} services register under; the REST layer finds them by it. */
 export const DOWNLOAD_MANAGER_SERVICE = 'bittorrent'
