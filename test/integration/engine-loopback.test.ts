@@ -52,7 +52,10 @@ describe('BitTorrentEngine over loopback sockets', () => {
       cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
       const base = await tempDir()
       const seeder = await engineAt(path.join(base, 'seeder'), seedHost)
-      const leecher = await engineAt(path.join(base, 'leecher'), leechHost, { tcp: transport === 'tcp' })
+      const leecher = await engineAt(path.join(base, 'leecher'), leechHost, {
+        tcp: transport === 'tcp',
+        utp: transport === 'utp',
+      })
       const torrentFile = torrentFileOf(t.torrent, [])
       const added = await seeder.engine.add({
         source: { kind: 'torrent', torrent: torrentFile },
@@ -94,6 +97,41 @@ describe('BitTorrentEngine over loopback sockets', () => {
     node.engine.addPeers(infoHash, [{ host: '127.0.0.63', port: (server.address() as net.AddressInfo).port }])
     await until(() => from.length > 0, 20_000, 'a dial')
     expect(from[0]).toBe('127.0.0.64')
+  })
+
+  it('dials uTP first when both sides speak it, and falls back to TCP and remembers it when the seeder has uTP off', async () => {
+    const t = await makeTorrent({ 'a.bin': 1_000_000 }, { pieceLength: 65_536 })
+    cleanup.push(() => fsp.rm(t.root, { recursive: true, force: true }))
+    const base = await tempDir()
+    const torrentFile = torrentFileOf(t.torrent, [])
+    const both = await engineAt(path.join(base, 'both'), '127.0.0.238')
+    const tcpOnly = await engineAt(path.join(base, 'tcp-only'), '127.0.0.239', { utp: false })
+    for (const seeder of [both, tcpOnly]) {
+      await seeder.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: t.seedDir })
+    }
+    const ih = t.torrent.infoHashHex
+    await until(
+      () => stateOf(both, ih) === 'DLSTATUS_SEEDING' && stateOf(tcpOnly, ih) === 'DLSTATUS_SEEDING',
+      20_000,
+      'seeder checks',
+    )
+    for (const [seeder, host, expected] of [
+      [both, '127.0.0.238', 'utp'],
+      [tcpOnly, '127.0.0.239', 'tcp'],
+    ] as const) {
+      const leecher = await engineAt(path.join(base, `leech-${expected}`), '127.0.0.240')
+      const dir = path.join(base, `out-${expected}`)
+      await leecher.engine.add({ source: { kind: 'torrent', torrent: torrentFile }, destination: dir })
+      leecher.engine.addPeers(ih, [{ host, port: seeder.engine.port }])
+      await until(() => stateOf(leecher, ih) === 'DLSTATUS_SEEDING', 40_000, `download over ${expected}`)
+      expect(await sameBytes(t, dir)).toBe(true)
+      const connections = leecher.engine.download(ih)!.connections
+      expect(connections[expected]).toBeGreaterThan(0)
+      expect(connections[expected === 'utp' ? 'tcp' : 'utp']).toBe(0)
+      if (expected === 'utp') expect(leecher.engine.directTraffic().tcpDials).toBe(0)
+      else expect(leecher.engine.directTraffic().tcpDials).toBeGreaterThan(0)
+      await leecher.stop()
+    }
   })
 
   it('merges the trackers and dials the peers of a magnet added again for a download it already has', async () => {

@@ -56,6 +56,7 @@ import { PeerWire, pooledReads } from '../peer-wire/index.js'
 import { HttpTrackerClient, TrackerManager, UdpTrackerClient } from '../tracker/index.js'
 import { UtpSocket } from '../utp/index.js'
 import { type AnonymousTransport, AnonymousTransports } from './anonymous.js'
+import { DialPolicy } from './dial-policy.js'
 import { HiddenSwarm, hiddenServices } from './hidden.js'
 import { type DownloadRecord, DownloadTable, ENGINE_MIGRATIONS } from './persistence.js'
 import {
@@ -502,6 +503,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
   #offConfig: (() => void) | undefined
   readonly #anonymous: AnonymousTransports
   #tcpDials = 0
+  readonly #dialPolicy: DialPolicy
 
   constructor(deps: EngineDeps, opts: EngineOptions = {}) {
     this.#deps = deps
@@ -513,6 +515,10 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.#bandwidth = new BandwidthManager({ clock: deps.clock })
     this.#downChannel = this.#bandwidth.channel(0)
     this.#upChannel = this.#bandwidth.channel(0)
+    this.#dialPolicy = new DialPolicy({
+      clock: deps.clock,
+      transports: () => ({ tcp: this.#tcpEnabled, utp: this.#utpEnabled && this.#utp !== undefined }),
+    })
     this.#anonymous = new AnonymousTransports({
       tunnels: opts.tunnels ?? (() => undefined),
       clock: deps.clock,
@@ -901,25 +907,28 @@ export class BitTorrentEngine implements DownloadManager, Service {
     this.#reportError(handle, err)
   }
 
-  /** Dials a peer: TCP first (it fails fast when refused), then uTP; either may be turned off. */
+  /**
+   * Dials a peer as libtorrent does: uTP first when both transports are on, TCP at once when the uTP dial fails or
+   * gets no answer within 3 s, and TCP only from then on for a peer whose uTP failed (see
+   * {@link DialPolicy}); either transport may be turned off.
+   */
   readonly connector: PeerConnector = async (peer, { signal }) => {
-    let firstError: unknown
-    if (this.#tcpEnabled) {
-      try {
-        this.#tcpDials++
-        const from = outgoingAddress(this.#opts.listenHost, peer.host)
-        return { stream: this.#throttled(await tcpConnect(peer, signal, from)), transport: 'tcp' }
-      } catch (err) {
-        firstError = err
-        if (signal.aborted) throw err
-      }
-    }
-    const utp = this.#utpEnabled ? this.#utp : undefined
-    if (utp !== undefined) {
-      const conn = await utp.connect(peer, { signal })
-      return { stream: this.#throttled(conn), transport: 'utp' } satisfies PeerConnection
-    }
-    throw firstError ?? new Error('no transport enabled')
+    const { stream, transport } = await this.#dialPolicy.dial(
+      peer,
+      {
+        tcp: (to, s) => {
+          this.#tcpDials++
+          return tcpConnect(to, s, outgoingAddress(this.#opts.listenHost, to.host))
+        },
+        utp: (to, s) => {
+          const utp = this.#utp
+          if (utp === undefined) return Promise.reject(new Error('uTP is not listening'))
+          return utp.connect(to, { signal: s })
+        },
+      },
+      { signal },
+    )
+    return { stream: this.#throttled(stream), transport } satisfies PeerConnection
   }
 
   /**
