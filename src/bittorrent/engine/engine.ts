@@ -1099,6 +1099,11 @@ export class BitTorrentEngine implements DownloadManager, Service {
             // download seeds as a hidden service only.
             const hidden = handle?.hidden
             if (hidden?.has(peer) === true) return hidden.connect(peer, opts)
+            // A stand-in address whose session is gone may name some unrelated host: never through an exit.
+            if (hidden?.issued(peer) === true)
+              return Promise.reject(
+                new EngineError('ANON_NOT_SUPPORTED', { reason: 'the hidden session of this peer is gone' }),
+              )
             if (handle?.hiddenOnly === true)
               return Promise.reject(
                 new EngineError('ANON_NOT_SUPPORTED', { reason: 'seeding as a hidden service only' }),

@@ -172,6 +172,7 @@ describe('HiddenSwarm', () => {
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(EngineError)
     expect((err as EngineError).code).toBe('ANON_NOT_SUPPORTED')
+    expect(downloader.issued({ host: '10.1.2.3', port: 1024 })).toBe(false)
   })
 
   it('meets the seeder again after its end-to-end circuit closes', async () => {
@@ -186,6 +187,12 @@ describe('HiddenSwarm', () => {
     expect(rp).toBeDefined()
     community.removeCircuit(rp!.circuitId, 'test', 4)
     await s.until(() => !downloader.has(first))
+    // the gone session's address is remembered, and dialling it is refused rather than sent anywhere
+    expect(downloader.issued(first)).toBe(true)
+    const refused = await downloader
+      .connect(first, { signal: AbortSignal.timeout(1_000) })
+      .catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(EngineError)
     await s.until(() => seeders.length === 2, 120_000)
     const second = seeders[1] as SocketAddress
     expect(second).not.toEqual(first)

@@ -24,6 +24,8 @@ const LOOKUP_TIMEOUT_MS = 10_000
 const CONNECT_TIMEOUT_MS = 30_000
 /** End-to-end sessions per swarm at most, each side (every one is a circuit and a uTP socket). */
 export const MAX_HIDDEN_SESSIONS = 16
+/** Stand-in addresses a swarm remembers having handed out, so none is ever dialled through an exit. */
+const MAX_REMEMBERED_STAND_INS = 1024
 
 /** What a hidden swarm takes from the engine. */
 export interface HiddenSwarmDeps {
@@ -67,6 +69,8 @@ export class HiddenSwarm {
   readonly #entries = new Map<string, Entry>()
   /** Seeder keys we are meeting or have met. */
   readonly #seeders = new Set<string>()
+  /** Every stand-in address handed out (the latest ones), live or gone. */
+  readonly #standIns = new Set<string>()
   readonly #offRemoved: () => void
   #seeding: HiddenSeeding | undefined
   #lookupTimer: TimerHandle | undefined
@@ -90,6 +94,14 @@ export class HiddenSwarm {
   /** Whether `address` is the stand-in address of one of our end-to-end sessions. */
   has(address: SocketAddress): boolean {
     return this.#entries.has(formatAddress(address))
+  }
+
+  /**
+   * Whether `address` is, or was, the stand-in address of one of our end-to-end sessions. Such an address is made
+   * from a circuit id and may name some unrelated host, so once its session is gone it must not be dialled at all.
+   */
+  issued(address: SocketAddress): boolean {
+    return this.#standIns.has(formatAddress(address))
   }
 
   /** The live end-to-end sessions. */
@@ -232,6 +244,7 @@ export class HiddenSwarm {
     const address = e2eAddress(session.circuit.circuitId)
     const { socket, utp } = this.#utpOver(session)
     this.#entries.set(formatAddress(address), { session, socket, utp, seederKey })
+    this.#remember(address)
     this.#deps.onSeeder(address)
   }
 
@@ -248,6 +261,7 @@ export class HiddenSwarm {
       this.#deps.onIncoming(conn, address)
     })
     this.#entries.set(formatAddress(address), { session, socket, utp, seederKey: undefined })
+    this.#remember(address)
   }
 
   #utpOver(session: HiddenSession): { socket: DatagramSocket; utp: UtpSocket } {
@@ -258,6 +272,16 @@ export class HiddenSwarm {
       { packetBytes: maxCircuitPayload(this.hops + 1) },
     )
     return { socket, utp }
+  }
+
+  #remember(address: SocketAddress): void {
+    const key = formatAddress(address)
+    this.#standIns.delete(key)
+    this.#standIns.add(key)
+    if (this.#standIns.size > MAX_REMEMBERED_STAND_INS) {
+      const oldest = this.#standIns.values().next().value
+      if (oldest !== undefined) this.#standIns.delete(oldest)
+    }
   }
 
   #drop(key: string, entry: Entry): void {
