@@ -237,6 +237,9 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
   #writable = true
   /** Whether the stream is corked until the end of this tick (see {@link #write}). */
   #corked = false
+  /** Small messages of this tick, written as one buffer (see {@link #write}). */
+  #small: Uint8Array[] = []
+  #smallBytes = 0
   #parsing = false
   #closed = false
   #closeError: PeerWireError | undefined
@@ -1024,7 +1027,8 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
 
   /**
    * Messages written in one tick leave together: the stream stays corked until the tick ends, so a pipeline refill
-   * of hundreds of requests costs one socket write rather than one per message.
+   * of hundreds of requests costs one socket write rather than one per message. Small messages are also joined
+   * into one buffer before they reach the stream, so the refill costs one stream write, not one per request.
    */
   #write(buf: Uint8Array): void {
     this.#lastSentAt = this.#clock.monotonic()
@@ -1033,12 +1037,30 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
       this.#stream.cork()
       process.nextTick(this.#uncork)
     }
+    if (buf.length <= SMALL_MESSAGE_BYTES) {
+      this.#small.push(buf)
+      this.#smallBytes += buf.length
+      // A long run of small messages still meets the stream's backpressure.
+      if (this.#smallBytes >= SMALL_BATCH_BYTES) this.#flushSmall()
+      return
+    }
+    this.#flushSmall()
     if (!this.#stream.write(buf)) this.#writable = false
+  }
+
+  #flushSmall(): void {
+    const small = this.#small
+    if (small.length === 0) return
+    const joined = small.length === 1 ? small[0]! : Buffer.concat(small, this.#smallBytes)
+    this.#small = []
+    this.#smallBytes = 0
+    if (!this.#stream.write(joined)) this.#writable = false
   }
 
   readonly #uncork = (): void => {
     if (!this.#corked) return
     this.#corked = false
+    this.#flushSmall()
     this.#stream.uncork()
   }
 
@@ -1102,6 +1124,10 @@ export class PeerWire extends TypedEmitter<PeerWireEvents> {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Messages up to this size are joined with the others of their tick before they reach the stream. */
+const SMALL_MESSAGE_BYTES = 512
+/** Joined small messages go to the stream once they reach this size, without waiting for the end of the tick. */
+const SMALL_BATCH_BYTES = 16 * 1024
 /**
  * A request sent by {@link PeerWire.requestBlock}: its block comes as a `piece` event, its failure as a
  * `requestFailed` event. A class rather than closures, as hundreds are made per second.
