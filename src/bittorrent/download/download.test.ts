@@ -5,7 +5,7 @@ import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../common/index.js'
 import type { DownloadState } from '../engine/types.js'
-import type { PeerWire } from '../peer-wire/index.js'
+import { PEX_FLAGS, type PeerWire } from '../peer-wire/index.js'
 import { decideUnchokes } from './choker.js'
 import { Download, MAX_PEER_CANDIDATES } from './download.js'
 import { MemorySwarm, makeTorrent, sameBytes, type TestTorrent, until } from './swarm.test-support.js'
@@ -473,6 +473,36 @@ describe('Download over in-memory connections', () => {
       'a peer learnt through ut_pex',
     )
     expect(a.knownPeers().some((p) => p.host === LEECH2.host && p.source === 'pex')).toBe(true)
+  })
+
+  it('passes on which peers a ut_pex message says speak uTP', async () => {
+    const t = await fixture({ 'a.bin': 300_000 })
+    const s = swarm()
+    s.listen(SEED2, (wire: PeerWire) => {
+      wire.once('handshake', () => {
+        wire.handshake(t.torrent.infoHash)
+        wire.setNumPieces(t.torrent.pieceCount)
+        void wire.waitForExtendedHandshake().then(() =>
+          wire.sendPex({
+            added: [
+              { host: '10.0.0.20', port: 6881, flags: PEX_FLAGS.SUPPORTS_UTP },
+              { host: '10.0.0.21', port: 6881, flags: PEX_FLAGS.SEED },
+            ],
+            dropped: [],
+          }),
+        )
+      })
+    })
+    const speaksUtp: string[] = []
+    const leech = s.add(
+      LEECH,
+      { infoHash: t.torrent.infoHash, torrent: t.torrent, downloadDir: path.join(t.root, 'leech') },
+      { peerSpeaksUtp: (address) => speaksUtp.push(`${address.host}:${address.port}`) },
+    )
+    await leech.start()
+    leech.addPeers([SEED2], 'manual')
+    await until(() => leech.knownPeers().some((p) => p.source === 'pex'), 10_000, 'the ut_pex message')
+    expect(speaksUtp).toEqual(['10.0.0.20:6881'])
   })
 
   it('never tells other peers about hidden-service peers with ut_pex, and closes peers by address on request', async () => {

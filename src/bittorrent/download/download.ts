@@ -864,7 +864,13 @@ export class Download {
     })
     // Private torrents (BEP 27) learn peers from their trackers only, whatever a peer sends.
     wire.on('pex', (msg) => {
-      if (this.#torrent?.private !== true) this.addPeers(msg.added, 'pex')
+      if (this.#torrent?.private === true) return
+      this.addPeers(msg.added, 'pex')
+      const speaksUtp = this.#deps.peerSpeaksUtp
+      if (speaksUtp === undefined) return
+      for (const p of msg.added) {
+        if ((p.flags & PEX_FLAGS.SUPPORTS_UTP) !== 0) speaksUtp({ host: p.host, port: p.port })
+      }
     })
     if (wire.remoteExtended !== undefined && this.#torrent === undefined) this.#fetchMetadata(peer)
   }

@@ -66,6 +66,11 @@ export interface DownloadDeps {
    */
   readonly isHiddenPeer?: (address: SocketAddress) => boolean
   /**
+   * Called for each peer a ut_pex message names with the uTP flag (BEP 11's 0x04), so the connector can dial it over
+   * uTP first again (libtorrent sets `supports_utp` from the same flag).
+   */
+  readonly peerSpeaksUtp?: (address: SocketAddress) => void
+  /**
    * Whether the download may dial `address` now (default: always). A candidate it may not dial is kept untried, so
    * no failure counts against it and it is dialled once allowed again.
    */

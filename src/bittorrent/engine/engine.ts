@@ -1119,6 +1119,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     })
     const deps = {
       connect,
+      ...(hops === 0 && { peerSpeaksUtp: (address: SocketAddress) => this.#dialPolicy.supportsUtp(address) }),
       ...(hops > 0 && {
         isHiddenPeer: (address: SocketAddress) => handle?.hidden?.has(address) === true,
         // Seeding as a hidden service only, it dials nobody through an exit (the connector refuses it too).
