@@ -87,7 +87,11 @@ describe('DhtNode', () => {
     const tableSize = before.tableSize
     await before.stop()
     expect(stores[6]!.state?.nodeId).toBe(id.toString('hex'))
-    expect(stores[6]!.state?.nodes.length).toBe(tableSize)
+    // The good nodes are saved when there are at least K (8) of them; a node that only ever queried us is not
+    // good yet, so the saved list may be shorter than the table.
+    const saved = stores[6]!.state?.nodes.length ?? 0
+    expect(saved).toBeGreaterThanOrEqual(Math.min(8, tableSize))
+    expect(saved).toBeLessThanOrEqual(tableSize)
     // Restart with no bootstrap routers at all: only the saved table can bring it back.
     const socket = await net.bind({ host: '10.0.0.77', port: PORT })
     const after = new DhtNode({ socket, store: stores[6]! }, { bootstrap: [], queryTimeoutMs: 10_000 })
