@@ -871,7 +871,9 @@ export class BitTorrentEngine implements DownloadManager, Service {
    */
   hiddenSwarm(handle: EngineDownload): HiddenSwarm | undefined {
     const community = hiddenServices(this.#opts.tunnels?.())
-    if (community === undefined || !this.#running) return undefined
+    // A metadata probe (not among the downloads) dials through exits only: it does not join the hidden swarm.
+    if (community === undefined || !this.#running || this.#downloads.get(handle.infoHash) !== handle)
+      return undefined
     const hops = handle.record.hops
     const log = this.#deps.logger('bittorrent:hidden')
     return new HiddenSwarm(community, handle.download.infoHash, hops, {
