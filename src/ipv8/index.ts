@@ -25,6 +25,7 @@ export {
   circuitDatagramSocket,
   DEFAULT_TUNNEL_SETTINGS,
   DESTROY_REASON_UNNEEDED,
+  type ExitLookup,
   e2eAddress,
   type HiddenDropCounters,
   type HiddenSeeding,

@@ -4,6 +4,7 @@ import {
   type DatagramStats,
   emptyDatagramStats,
   formatAddress,
+  ipFamily,
   type SocketAddress,
 } from '../../net/index.js'
 import type { Circuit } from './circuit.js'
@@ -11,6 +12,10 @@ import type { TunnelCommunity } from './community.js'
 
 /** The address a circuit socket reports as its own: the real source is the exit's, which we do not choose. */
 const ANONYMOUS_LOCAL: SocketAddress = { host: '0.0.0.0', port: 0 }
+
+/** A DNS host name (RFC 1123 labels), as a domain destination of a data cell carries it. */
+const HOST_NAME =
+  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i
 
 /** Options of {@link circuitDatagramSocket}. */
 export interface CircuitSocketOptions {
@@ -28,6 +33,10 @@ export interface CircuitSocketOptions {
  * while it lives (a uTP peer must see one source address); replies from any circuit of that length arrive
  * here. Sends while no circuit is ready are dropped and counted in `stats.sendErrors`, as a full socket buffer
  * drops them.
+ *
+ * A destination may be a host name: it travels in the data cell as a domain address and only the exit resolves
+ * it, so no name is ever looked up locally. Replies then come from the address the exit resolved, never from
+ * the name: whoever sends to a name matches its replies by content (a UDP tracker's transaction id).
  *
  * @example
  * ```ts
@@ -82,6 +91,10 @@ class CircuitSocket implements DatagramSocket {
 
   send(data: Uint8Array, to: SocketAddress): void {
     if (this.#closed) {
+      this.stats.sendErrors += 1
+      return
+    }
+    if (ipFamily(to.host) === 0 && !HOST_NAME.test(to.host)) {
       this.stats.sendErrors += 1
       return
     }

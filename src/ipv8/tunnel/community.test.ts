@@ -11,6 +11,15 @@ import { cellMessage, DataPayload, encodeCell } from './payloads.js'
 import { DESTROY_REASON_UNNEEDED, FORWARD, PEER_FLAG_EXIT_BT, type TunnelSettings } from './types.js'
 
 const ECHO: SocketAddress = { host: '127.0.0.200', port: 7 }
+/** The names the exits resolve (their own resolver), and every name they were asked for. */
+const EXIT_NAMES: Record<string, string> = { 'echo.example': ECHO.host }
+const exitLookups: string[] = []
+async function exitLookup(host: string): Promise<string[]> {
+  exitLookups.push(host)
+  const address = EXIT_NAMES[host]
+  if (address === undefined) throw new Error(`ENOTFOUND ${host}`)
+  return [address]
+}
 // Exits only carry BitTorrent-like or IPv8-like traffic: a UDP tracker action 0 at offset 0 passes the checker.
 const ping = (n: number): Buffer => Buffer.concat([Buffer.alloc(4), Buffer.from(`ping ${n}`)])
 
@@ -46,7 +55,7 @@ async function setup(
     count,
     (deps, i, bootstrap) =>
       new (classOf(i))(
-        { ...deps, exitTransport: memory },
+        { ...deps, exitTransport: memory, exitLookup },
         {
           bootstrap: { publicNetwork: false, addresses: bootstrap },
           tunnel: { exit: exits.includes(i), removeTunnelDelayMs: 0, ...tunnel },
@@ -159,6 +168,31 @@ describe('TunnelCommunity circuits (in-memory network)', () => {
     expect(got.sort()).toEqual(['ping 1', 'ping 2'])
     expect(socket.stats.packetsSent).toBe(2)
     expect(socket.stats.packetsReceived).toBe(2)
+    await socket.close()
+  })
+
+  it('sends to a host name as a domain address the exit resolves; the reply comes from the address', async () => {
+    const s = await setup(4, [3])
+    exitLookups.length = 0
+    const socket = circuitDatagramSocket(s.net.node(0).community, 1)
+    const got: { data: string; from: SocketAddress }[] = []
+    socket.onMessage((data, from) => got.push({ data: data.subarray(4).toString(), from }))
+    await readyCircuit(s, 1)
+    socket.send(ping(1), { host: 'echo.example', port: ECHO.port })
+    socket.send(ping(2), { host: 'no-such.example', port: ECHO.port })
+    for (let i = 0; i < 50 && got.length < 1; i++) await s.run(100)
+    for (let i = 0; i < 50 && s.net.node(3).community.drops.exitUnresolved < 1; i++) await s.run(100)
+    expect(got).toEqual([{ data: 'ping 1', from: ECHO }])
+    expect(s.seen.map((a) => a.host)).toEqual(['127.0.0.4'])
+    // only the exit resolved the names, and the one it could not is dropped and counted there
+    expect(exitLookups.sort()).toEqual(['echo.example', 'no-such.example'])
+    expect(s.net.node(3).community.drops.exitUnresolved).toBe(1)
+    expect(socket.stats.packetsSent).toBe(2)
+    // what is neither an address nor a host name never leaves
+    socket.send(ping(3), { host: 'not a name', port: ECHO.port })
+    socket.send(ping(4), { host: '', port: ECHO.port })
+    expect(socket.stats.sendErrors).toBe(2)
+    expect(socket.stats.packetsSent).toBe(2)
     await socket.close()
   })
 

@@ -25,7 +25,7 @@ import {
   withReplayProtection,
 } from './crypto.js'
 import { TunnelError } from './errors.js'
-import { ExitSocket, exitAllows } from './exit-socket.js'
+import { type ExitLookup, ExitSocket, exitAllows, systemExitLookup } from './exit-socket.js'
 import {
   CandidateList,
   CELL_MESSAGE_OFFSET,
@@ -81,6 +81,8 @@ export const MAX_HOPS = 3
 export interface TunnelCommunityDeps extends CommunityDeps {
   /** Where exit sockets come from (default real UDP). */
   exitTransport?: DatagramTransport
+  /** How the exit resolves domain destinations of data cells (default the system resolver). */
+  exitLookup?: ExitLookup
 }
 
 /** Options of the tunnel community. */
@@ -158,6 +160,7 @@ export class TunnelCommunity extends Community {
     replayed: 0,
     relayEarly: 0,
     exitRefused: 0,
+    exitUnresolved: 0,
     noSlot: 0,
     unauthorizedDestroy: 0,
     unexpected: 0,
@@ -171,6 +174,7 @@ export class TunnelCommunity extends Community {
   readonly slots: RelaySlots | undefined
   readonly #exitTransport: DatagramTransport
   readonly #exitBindHost: string
+  readonly #exitLookup: ExitLookup
   readonly #cellHandlers = new Map<number, [PayloadSchema<{ circuitId: number }>, CellHandler<never>]>()
   readonly #myFlags: number[]
   readonly #removing = new Set<string>()
@@ -180,6 +184,7 @@ export class TunnelCommunity extends Community {
     this.settings = { ...DEFAULT_TUNNEL_SETTINGS, ...options.tunnel }
     this.#exitTransport = deps.exitTransport ?? udpTransport
     this.#exitBindHost = options.exitBindHost ?? '0.0.0.0'
+    this.#exitLookup = deps.exitLookup ?? systemExitLookup
     const slots = this.settings.relaySlots
     this.slots = slots === undefined ? undefined : new RelaySlots(slots.random, slots.competing)
     const flags = new Set([PEER_FLAG_RELAY, PEER_FLAG_SPEED_TEST, ...this.settings.extraFlags])
@@ -885,10 +890,14 @@ export class TunnelCommunity extends Community {
     const exit = new ExitSocket(payload.circuitId, source, previousKey, keys, {
       transport: this.#exitTransport,
       bindHost: this.#exitBindHost,
+      lookup: this.#exitLookup,
       isAllowed: (data) => exitAllows(data, this.#myFlags, this.prefix),
       tunnel: (socket, data, origin) => this.#tunnelBack(socket, data, origin),
       refused: () => {
         this.drops.exitRefused += 1
+      },
+      unresolved: () => {
+        this.drops.exitUnresolved += 1
       },
       now: () => this.clock.now(),
     })

@@ -127,6 +127,8 @@ describe('ExitSocket', () => {
     const network = new MemoryNetwork()
     const tunnelled: { data: Buffer; origin: SocketAddress }[] = []
     let refused = 0
+    let unresolved = 0
+    const lookups: string[] = []
     const exit = new ExitSocket(
       7,
       { host: '127.0.0.2', port: 9000 },
@@ -135,10 +137,18 @@ describe('ExitSocket', () => {
       {
         transport: network,
         bindHost: '127.0.0.3',
+        lookup: async (host) => {
+          lookups.push(host)
+          if (host === 'peer.example') return ['::9', '127.0.0.9']
+          throw new Error(`ENOTFOUND ${host}`)
+        },
         isAllowed: (data) => exitAllows(data, EXIT_FLAGS, OWN_PREFIX),
         tunnel: (_exit, data, origin) => tunnelled.push({ data, origin }),
         refused: () => {
           refused += 1
+        },
+        unresolved: () => {
+          unresolved += 1
         },
         now: () => Date.now(),
       },
@@ -148,7 +158,16 @@ describe('ExitSocket', () => {
     open.push(peer)
     const received: { data: Buffer; from: SocketAddress }[] = []
     peer.onMessage((data, from) => received.push({ data, from }))
-    return { exit, peer, received, tunnelled, memory: network, refused: () => refused }
+    return {
+      exit,
+      peer,
+      received,
+      tunnelled,
+      lookups,
+      memory: network,
+      refused: () => refused,
+      unresolved: () => unresolved,
+    }
   }
 
   it('sends nothing before the first data from the previous hop enables it', async () => {
@@ -232,5 +251,31 @@ describe('ExitSocket', () => {
     await s.exit.close()
     s.exit.sendTo(utp(0), s.peer.local)
     expect(s.exit.bytesUp).toBe(utp(4).length)
+  })
+
+  it('resolves a domain destination (IPv4 first), and tunnels the reply back from the resolved address', async () => {
+    const s = await scenario()
+    s.exit.enable()
+    s.exit.sendTo(utp(4), { host: 'peer.example', port: 6881 })
+    await vi.waitFor(() => expect(s.received).toHaveLength(1), { timeout: 5_000 })
+    expect(s.lookups).toEqual(['peer.example'])
+    s.peer.send(utp(2), s.received[0]?.from as SocketAddress)
+    await vi.waitFor(() => expect(s.tunnelled).toHaveLength(1), { timeout: 5_000 })
+    // the origin is the address the name resolved to: the name is not known on the way back
+    expect(s.tunnelled[0]?.origin).toEqual({ host: '127.0.0.9', port: 6881 })
+  })
+
+  it('drops and counts data to a name it cannot resolve, and checks the data before resolving', async () => {
+    const s = await scenario()
+    s.exit.enable()
+    s.exit.sendTo(Buffer.from('GET / HTTP/1.1\r\n\r\n'), { host: 'nowhere.invalid', port: 80 })
+    expect(s.refused()).toBe(1)
+    expect(s.lookups).toEqual([])
+    s.exit.sendTo(utp(4), { host: 'nowhere.invalid', port: 6881 })
+    await vi.waitFor(() => expect(s.unresolved()).toBe(1), { timeout: 5_000 })
+    expect(s.lookups).toEqual(['nowhere.invalid'])
+    expect(s.exit.bytesUp).toBe(0)
+    s.exit.sendTo(utp(0), s.peer.local)
+    await vi.waitFor(() => expect(s.received).toHaveLength(1), { timeout: 5_000 })
   })
 })

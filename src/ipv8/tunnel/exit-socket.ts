@@ -28,18 +28,31 @@ export function exitAllows(data: Uint8Array, flags: readonly number[], prefix: U
   )
 }
 
+/** Resolves a host name at the exit: the addresses it has, in the resolver's order. */
+export type ExitLookup = (host: string) => Promise<string[]>
+
+/** The exit's default resolver: the system's (getaddrinfo, as py-ipv8 uses). */
+export async function systemExitLookup(host: string): Promise<string[]> {
+  const found = await lookup(host, { all: true })
+  return found.map((a) => a.address)
+}
+
 /** What an exit socket needs from its community. */
 export interface ExitSocketDeps {
   /** Where the exit's UDP sockets come from. */
   transport: DatagramTransport
   /** Host to bind the IPv4 socket to (default 0.0.0.0). */
   bindHost: string
+  /** Resolves a domain destination to IP addresses (the community's {@link ExitLookup}). */
+  lookup: ExitLookup
   /** Whether the exit may send (or accept back) this payload. */
   isAllowed(data: Buffer): boolean
   /** Sends a reply back through the circuit. */
   tunnel(exit: ExitSocket, data: Buffer, origin: SocketAddress): void
   /** Counts a refused datagram. */
   refused(): void
+  /** Counts a datagram to a domain name the exit could not resolve. */
+  unresolved(): void
   now(): number
 }
 
@@ -103,13 +116,19 @@ export class ExitSocket {
     }
     const ip = ipFamily(destination.host)
     if (ip === 0) {
-      // py-ipv8 resolves with getaddrinfo and prefers IPv4
-      lookup(destination.host, { all: true })
+      // py-ipv8 resolves with getaddrinfo and prefers IPv4. The reply comes back from (and is reported as) the
+      // resolved address, not the name.
+      this.#deps
+        .lookup(destination.host)
         .then((found) => {
-          const best = found.find((a) => a.family === 4) ?? found[0]
-          if (best !== undefined) this.sendTo(data, { host: best.address, port: destination.port })
+          const best = found.find((a) => ipFamily(a) === 4) ?? found.find((a) => ipFamily(a) === 6)
+          if (best === undefined) throw new Error('no address')
+          this.sendTo(data, { host: best, port: destination.port })
         })
-        .catch((err: unknown) => log.debug('exit could not resolve', { err }))
+        .catch((err: unknown) => {
+          this.#deps.unresolved()
+          log.debug('exit could not resolve', { host: destination.host, err })
+        })
       return
     }
     const family = ip === 6 ? 'v6' : 'v4'

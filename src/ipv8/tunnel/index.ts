@@ -26,7 +26,7 @@ export {
   withReplayProtection,
 } from './crypto.js'
 export { TunnelError, type TunnelErrorCode } from './errors.js'
-export { ExitSocket, exitAllows } from './exit-socket.js'
+export { type ExitLookup, ExitSocket, exitAllows, systemExitLookup } from './exit-socket.js'
 export {
   e2eAddress,
   type HiddenDropCounters,

@@ -16,8 +16,10 @@ import {
   couldBeUtp,
   DataPayload,
   DestroyPayload,
+  dataCellMessage,
   decodeCell,
   decodeCellMessage,
+  decodeDataCellMessage,
   EstablishIntroPayload,
   EstablishRendezvousPayload,
   ExtendedPayload,
@@ -205,6 +207,32 @@ describe('tunnel payloads', () => {
       expect(cell.length + 28).toBe(1500)
     }
     expect(maxCircuitPayload(3)).toBe(1356)
+  })
+
+  it('writes a host-name destination as a domain address (type 2) and reads it back', () => {
+    const data = Buffer.from('0000041727101980', 'hex')
+    const message = dataCellMessage(addr('tracker.example', 1337), addr('0.0.0.0', 0), data)
+    const name = Buffer.from('tracker.example')
+    expect(message).toEqual(
+      Buffer.concat([
+        Buffer.from([1, 2, 0, name.length]),
+        name,
+        Buffer.from([0x05, 0x39, 1, 0, 0, 0, 0, 0, 0]),
+        data,
+      ]),
+    )
+    expect(decodeDataCellMessage(9, message)).toEqual({
+      circuitId: 9,
+      destination: addr('tracker.example', 1337),
+      origin: addr('0.0.0.0', 0),
+      data,
+    })
+    // the same schema as py-ipv8's DataPayload
+    expect(DataPayload.decode(Buffer.concat([Buffer.from([0, 0, 0, 9]), message.subarray(1)]))).toMatchObject(
+      {
+        destination: addr('tracker.example', 1337),
+      },
+    )
   })
 
   it('refuses a cell without an inner message id', () => {

@@ -85,6 +85,8 @@ export interface TunnelDropCounters {
   relayEarly: number
   /** Data the exit's checker refused, in either direction. */
   exitRefused: number
+  /** Data to a domain destination the exit could not resolve. */
+  exitUnresolved: number
   /**
    * Creates refused: no relay slot was free and the initiator's balance could not win one, or
    * `maxJoinedCircuits` were already joined.
