@@ -1,5 +1,4 @@
 import { randomBytes, randomInt } from 'node:crypto'
-import { isIP } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Clock, Logger } from '../../common/index.js'
 import { circuitDatagramSocket, maxCircuitPayload, type TunnelCommunity } from '../../ipv8/index.js'
@@ -66,8 +65,10 @@ export class AnonymousTransport {
       { packetBytes: maxCircuitPayload(hops) },
     )
     this.udpTracker = new UdpTrackerClient(
-      { socket: this.socket, clock: deps.clock, lookup: refuseHostNames },
-      { receive: 'external' },
+      { socket: this.socket, clock: deps.clock, lookup: refuseLocalLookup },
+      // A tracker's host name goes through the circuit as a domain address and the exit resolves it: asking
+      // the local resolver would tell it (and whoever watches our DNS) which trackers we talk to.
+      { receive: 'external', hostNames: 'remote' },
     )
     const tracker = this.udpTracker
     const dhtOptions = deps.dht()
@@ -237,11 +238,13 @@ export class AnonymousTransports {
   }
 }
 
-/** Resolving a tracker's host name would ask the local resolver, outside the circuits: only IP literals work. */
-async function refuseHostNames(host: string): Promise<string[]> {
-  if (isIP(host) !== 0) return [host]
+/**
+ * The resolver the anonymous UDP tracker client holds: it resolves names at the exit (`hostNames: 'remote'`), so
+ * this is never called; if it were, the lookup is refused rather than leaked outside the circuits.
+ */
+async function refuseLocalLookup(host: string): Promise<string[]> {
   throw new TrackerError('INVALID_REQUEST', {
     host,
-    reason: 'anonymous downloads reach trackers by IP address only',
+    reason: 'anonymous downloads never resolve host names locally',
   })
 }

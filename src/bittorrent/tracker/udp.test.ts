@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { isIP } from 'node:net'
+import { describe, expect, it, vi } from 'vitest'
 import { ManualClock } from '../../common/index.js'
-import { type DatagramSocket, MemoryNetwork } from '../../net/index.js'
+import { type DatagramSocket, MemoryNetwork, type SocketAddress } from '../../net/index.js'
 import { encodeCompactPeer } from './compact.js'
 import type { AnnounceRequest } from './types.js'
 import { UdpTrackerClient } from './udp.js'
@@ -67,6 +68,27 @@ async function fakeTracker(net: MemoryNetwork, host: string): Promise<FakeTracke
     }
   })
   return state
+}
+
+/**
+ * A socket that, like a circuit, takes host names and resolves them at its far end (`names`): what the client
+ * gets back comes from the resolved address. Records every destination it was given.
+ */
+async function farEndResolvingSocket(
+  net: MemoryNetwork,
+  host: string,
+  names: Record<string, string>,
+): Promise<{ socket: DatagramSocket; sentTo: SocketAddress[] }> {
+  const socket = await net.bind({ host })
+  const sentTo: SocketAddress[] = []
+  const send = socket.send.bind(socket)
+  socket.send = (data, to) => {
+    sentTo.push(to)
+    const resolved = isIP(to.host) === 0 ? names[to.host] : to.host
+    // a name the far end cannot resolve goes nowhere, as an exit drops it
+    if (resolved !== undefined) send(data, { host: resolved, port: to.port })
+  }
+  return { socket, sentTo }
 }
 
 describe('UdpTrackerClient', () => {
@@ -229,5 +251,97 @@ describe('UdpTrackerClient', () => {
     controller.abort()
     await expect(pending).rejects.toMatchObject({ code: 'ABORTED' })
     client.close()
+  })
+
+  describe("with hostNames 'remote' (a circuit socket whose exit resolves names)", () => {
+    it('sends to the host name, never looks it up, and takes the reply from the resolved address', async () => {
+      const net = new MemoryNetwork()
+      const tracker = await fakeTracker(net, '10.0.0.1')
+      tracker.peers = [{ host: '10.0.0.7', port: 51413 }]
+      const { socket, sentTo } = await farEndResolvingSocket(net, '10.0.0.2', {
+        'tracker.example': '10.0.0.1',
+      })
+      const lookups: string[] = []
+      const client = new UdpTrackerClient(
+        {
+          socket,
+          lookup: async (host) => {
+            lookups.push(host)
+            return ['10.0.0.1']
+          },
+        },
+        { hostNames: 'remote' },
+      )
+      const res = await client.announce('udp://Tracker.Example:6969/announce', request)
+      expect(res.peers).toEqual(tracker.peers)
+      const scraped = await client.scrape('udp://tracker.example:6969/announce', [INFO_HASH])
+      expect(scraped.get(INFO_HASH.toString('hex'))?.complete).toBe(1)
+      expect(lookups).toEqual([])
+      expect(sentTo.map((a) => a.host)).toEqual(Array(sentTo.length).fill('tracker.example'))
+      // the connection id is kept per name: one connect for both requests
+      expect(tracker.connects).toBe(1)
+      client.close()
+    })
+
+    it('parses 18-byte peers when the name resolved to an IPv6 tracker', async () => {
+      const net = new MemoryNetwork()
+      const tracker = await fakeTracker(net, 'fd00::1')
+      tracker.peers = [{ host: 'fd00::9', port: 7000 }]
+      const { socket } = await farEndResolvingSocket(net, 'fd00::2', { 'tracker.example': 'fd00::1' })
+      const client = new UdpTrackerClient({ socket }, { hostNames: 'remote' })
+      const res = await client.announce('udp://tracker.example:6969', request)
+      expect(res.peers).toEqual([{ host: 'fd00::9', port: 7000 }])
+      client.close()
+    })
+
+    it('matches replies to a name by transaction id; IP-literal trackers still need the right source', async () => {
+      const net = new MemoryNetwork()
+      await fakeTracker(net, '10.0.0.1')
+      const { socket } = await farEndResolvingSocket(net, '10.0.0.2', { 'tracker.example': '10.0.0.1' })
+      const client = new UdpTrackerClient({ socket }, { receive: 'external', hostNames: 'remote' })
+      socket.onMessage((data, from) => client.handleDatagram(data, from))
+      // an unknown transaction id is not ours, whatever its source
+      expect(client.handleDatagram(Buffer.alloc(16), { host: '10.0.0.1', port: 6969 })).toBe(false)
+      expect((await client.announce('udp://tracker.example:6969', request)).intervalSec).toBe(900)
+      expect((await client.announce('udp://10.0.0.1:6969', request)).intervalSec).toBe(900)
+      // a reply to an IP-literal request from another address is dropped: catch the next connect and answer
+      // it from elsewhere
+      const send = socket.send
+      let seen: Buffer | undefined
+      socket.send = (data, to) => {
+        if (to.host === '10.0.0.9') seen = Buffer.from(data)
+        else send(data, to)
+      }
+      const pending = client.announce('udp://10.0.0.9:6969', request, { signal: AbortSignal.timeout(5_000) })
+      await vi.waitFor(() => expect(seen).toBeDefined())
+      const reply = Buffer.alloc(16)
+      reply.writeUInt32BE(0, 0)
+      reply.writeUInt32BE(seen!.readUInt32BE(12), 4)
+      expect(client.handleDatagram(reply, { host: '10.0.0.66', port: 6969 })).toBe(false)
+      expect(client.stats.dropped).toBe(1)
+      client.close()
+      await expect(pending).rejects.toMatchObject({ code: 'ABORTED' })
+    })
+
+    it('fails a name the far end cannot resolve with TIMEOUT saying so; other trackers are unaffected', async () => {
+      const net = new MemoryNetwork()
+      await fakeTracker(net, '10.0.0.1')
+      const { socket } = await farEndResolvingSocket(net, '10.0.0.2', { 'tracker.example': '10.0.0.1' })
+      const client = new UdpTrackerClient(
+        { socket },
+        { hostNames: 'remote', retransmitBaseMs: 5, maxRetransmits: 2 },
+      )
+      const [bad, good] = await Promise.allSettled([
+        client.announce('udp://no-such-name.invalid:6969', request),
+        client.announce('udp://tracker.example:6969', request),
+      ])
+      expect(bad).toMatchObject({
+        status: 'rejected',
+        reason: { code: 'TIMEOUT', details: { tracker: 'no-such-name.invalid|6969' } },
+      })
+      expect(String((bad as PromiseRejectedResult).reason.details.reason)).toMatch(/resolve/)
+      expect(good).toMatchObject({ status: 'fulfilled', value: { intervalSec: 900 } })
+      client.close()
+    })
   })
 })

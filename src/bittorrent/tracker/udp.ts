@@ -55,12 +55,21 @@ export interface UdpTrackerOptions {
    * to {@link UdpTrackerClient.handleDatagram} (a port shared with uTP and the DHT).
    */
   receive?: 'socket' | 'external'
+  /**
+   * `local` (default): host names are resolved with `lookup` and replies must come from the resolved address.
+   * `remote`: host names go to the socket as they are, for a socket that resolves them at its far end (a circuit
+   * whose exit resolves them, so no name is ever looked up here); `lookup` is never called. A reply then comes
+   * from whatever address the far end resolved, so replies to a named tracker are matched by transaction id and
+   * action alone.
+   */
+  hostNames?: 'local' | 'remote'
 }
 
 interface Pending {
-  readonly from: string
+  /** The address the reply must come from, or undefined for a tracker named by host name and resolved remotely. */
+  readonly from: string | undefined
   readonly action: number
-  resolve(data: Buffer): void
+  resolve(data: Buffer, from: SocketAddress): void
   reject(err: TrackerError): void
 }
 
@@ -99,6 +108,7 @@ export class UdpTrackerClient implements TrackerClient {
   readonly #baseMs: number
   readonly #maxRetransmits: number
   readonly #connectionTtlMs: number
+  readonly #remoteNames: boolean
   readonly #closed = new AbortController()
   readonly #unsubscribe: (() => void) | undefined
 
@@ -109,6 +119,7 @@ export class UdpTrackerClient implements TrackerClient {
     this.#baseMs = options.retransmitBaseMs ?? 15_000
     this.#maxRetransmits = options.maxRetransmits ?? 8
     this.#connectionTtlMs = options.connectionIdTtlMs ?? 60_000
+    this.#remoteNames = options.hostNames === 'remote'
     if ((options.receive ?? 'socket') === 'socket') {
       this.#unsubscribe = this.#socket.onMessage((data, from) => this.handleDatagram(data, from))
     }
@@ -124,7 +135,7 @@ export class UdpTrackerClient implements TrackerClient {
     const transactionId = data.readUInt32BE(4)
     const pending = this.#pending.get(transactionId)
     if (pending === undefined) return false
-    if (pending.from !== addressKey(from)) {
+    if (pending.from !== undefined && pending.from !== addressKey(from)) {
       this.stats.dropped += 1
       return false
     }
@@ -140,7 +151,7 @@ export class UdpTrackerClient implements TrackerClient {
     }
     this.#pending.delete(transactionId)
     this.stats.responses += 1
-    pending.resolve(data)
+    pending.resolve(data, from)
     return true
   }
 
@@ -152,7 +163,6 @@ export class UdpTrackerClient implements TrackerClient {
     checkRequest(request)
     const target = parseUdpUrl(url)
     const to = await this.#resolve(target.host, target.port, opts.signal)
-    const family = isIP(to.host) === 6 ? 6 : 4
     const body = Buffer.alloc(98 - 16)
     Buffer.from(request.infoHash).copy(body, 0)
     Buffer.from(request.peerId).copy(body, 20)
@@ -165,8 +175,10 @@ export class UdpTrackerClient implements TrackerClient {
     body.writeInt32BE(request.numWant ?? -1, 76)
     body.writeUInt16BE(request.port, 80)
     const packet = Buffer.concat([body, urlDataOptions(target.urlData)])
-    const reply = await this.#transact(to, ACTION_ANNOUNCE, packet, opts.signal)
-    return parseAnnounceReply(reply, family)
+    const { reply, from } = await this.#transact(to, ACTION_ANNOUNCE, packet, opts.signal)
+    // The tracker answers with peers of the family it was reached over: for a name resolved remotely, the
+    // family of the address the reply came from.
+    return parseAnnounceReply(reply, isIP(from.host) === 6 ? 6 : 4)
   }
 
   async scrape(
@@ -183,7 +195,7 @@ export class UdpTrackerClient implements TrackerClient {
     }
     const target = parseUdpUrl(url)
     const to = await this.#resolve(target.host, target.port, opts.signal)
-    const reply = await this.#transact(
+    const { reply } = await this.#transact(
       to,
       ACTION_SCRAPE,
       Buffer.concat(infoHashes.map((h) => Buffer.from(h))),
@@ -215,7 +227,12 @@ export class UdpTrackerClient implements TrackerClient {
   }
 
   /** Connects when needed, sends the request and retransmits per BEP 15 until a reply arrives. */
-  async #transact(to: SocketAddress, action: number, body: Buffer, signal?: AbortSignal): Promise<Buffer> {
+  async #transact(
+    to: SocketAddress,
+    action: number,
+    body: Buffer,
+    signal?: AbortSignal,
+  ): Promise<{ reply: Buffer; from: SocketAddress }> {
     const key = addressKey(to)
     let retriedConnection = false
     for (let attempt = 0; attempt <= this.#maxRetransmits; attempt++) {
@@ -228,12 +245,12 @@ export class UdpTrackerClient implements TrackerClient {
         const header = Buffer.alloc(16)
         header.writeBigUInt64BE(PROTOCOL_ID, 0)
         header.writeUInt32BE(ACTION_CONNECT, 8)
-        const reply = await this.#send(to, header, ACTION_CONNECT, timeoutMs, signal)
-        if (reply === undefined) continue
-        if (reply.length < 16)
-          throw new TrackerError('MALFORMED_RESPONSE', { action: 'connect', length: reply.length })
+        const answer = await this.#send(to, header, ACTION_CONNECT, timeoutMs, signal)
+        if (answer === undefined) continue
+        if (answer.reply.length < 16)
+          throw new TrackerError('MALFORMED_RESPONSE', { action: 'connect', length: answer.reply.length })
         connection = {
-          id: Buffer.from(reply.subarray(8, 16)),
+          id: Buffer.from(answer.reply.subarray(8, 16)),
           expiresAt: this.#clock.now() + this.#connectionTtlMs,
         }
         this.#connections.set(key, connection)
@@ -241,7 +258,7 @@ export class UdpTrackerClient implements TrackerClient {
       const header = Buffer.alloc(16)
       connection.id.copy(header, 0)
       header.writeUInt32BE(action, 8)
-      let reply: Buffer | undefined
+      let reply: { reply: Buffer; from: SocketAddress } | undefined
       try {
         reply = await this.#send(to, Buffer.concat([header, body]), action, timeoutMs, signal)
       } catch (err) {
@@ -256,17 +273,28 @@ export class UdpTrackerClient implements TrackerClient {
       }
       if (reply !== undefined) return reply
     }
+    if (isIP(to.host) === 0) {
+      // Nothing answered a name sent unresolved: the far end may not resolve it, and cannot tell us so.
+      throw new TrackerError('TIMEOUT', {
+        tracker: key,
+        retransmits: this.#maxRetransmits,
+        reason: 'no reply; the exit may not resolve the host name',
+      })
+    }
     throw new TrackerError('TIMEOUT', { tracker: key, retransmits: this.#maxRetransmits })
   }
 
-  /** Sends one packet with a fresh transaction id; resolves with the reply, or undefined after `timeoutMs`. */
+  /**
+   * Sends one packet with a fresh transaction id; resolves with the reply and the address it came from, or
+   * undefined after `timeoutMs`.
+   */
   #send(
     to: SocketAddress,
     packet: Buffer,
     action: number,
     timeoutMs: number,
     signal?: AbortSignal,
-  ): Promise<Buffer | undefined> {
+  ): Promise<{ reply: Buffer; from: SocketAddress } | undefined> {
     const abortSignal =
       signal === undefined ? this.#closed.signal : AbortSignal.any([this.#closed.signal, signal])
     if (abortSignal.aborted) return Promise.reject(new TrackerError('ABORTED', {}))
@@ -289,11 +317,11 @@ export class UdpTrackerClient implements TrackerClient {
       }, timeoutMs)
       abortSignal.addEventListener('abort', onAbort, { once: true })
       this.#pending.set(transactionId, {
-        from: addressKey(to),
+        from: isIP(to.host) === 0 ? undefined : addressKey(to),
         action,
-        resolve: (data) => {
+        resolve: (reply, from) => {
           done()
-          resolve(data)
+          resolve({ reply, from })
         },
         reject: (err) => {
           done()
@@ -307,6 +335,7 @@ export class UdpTrackerClient implements TrackerClient {
 
   async #resolve(host: string, port: number, signal?: AbortSignal): Promise<SocketAddress> {
     if (isIP(host) !== 0) return { host: canonicalHost(host), port }
+    if (this.#remoteNames) return { host: host.toLowerCase(), port }
     let addresses: string[]
     try {
       addresses = await this.#lookup(host)
