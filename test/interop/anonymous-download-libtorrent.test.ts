@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { buildApiServer } from '../../src/api/index.js'
 import { BitTorrentEngine, EngineError } from '../../src/bittorrent/engine/index.js'
 import { UdpTrackerClient } from '../../src/bittorrent/tracker/index.js'
@@ -33,6 +33,18 @@ const TRACKER_HOST = '127.0.0.220'
 const DHT_SEEDER_HOST = '127.0.0.221'
 
 configureLogging({ level: 'silent' })
+
+// Every host name looked up in this process, with the stack that asked: only an exit (which runs in this process
+// here, as it would in its own node) may resolve a tracker's name; the downloader never does.
+const lookups = vi.hoisted(() => [] as { host: string; stack: string }[])
+vi.mock('node:dns/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:dns/promises')>()
+  const lookup = ((host: string, ...rest: unknown[]) => {
+    lookups.push({ host, stack: new Error().stack ?? '' })
+    return (real.lookup as (...args: unknown[]) => unknown)(host, ...rest)
+  }) as typeof real.lookup
+  return { ...real, lookup, default: { ...real, lookup } }
+})
 
 const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -336,6 +348,67 @@ describe.skipIf(!libtorrentAvailable())(
       const got = await fsp.readFile(path.join(out, 'payload.bin'))
       expect(got.equals(shared.data)).toBe(true)
       expect(trackerStates).toContain('Working')
+      await seen.stop()
+      expectOnlyExitsSeen(node, seen.hosts)
+    })
+
+    it('finds the seeder through a UDP tracker named by host name, which only the exit resolves', async () => {
+      const tmp = await tempDir()
+      const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, 4 * 1024 * 1024)])
+      // `localhost` resolves to 127.0.0.1 through the hosts file (the exit prefers IPv4, as py-ipv8 does)
+      const tracker = await startUdpTracker('127.0.0.1', '::1')
+      cleanup.push(() => tracker.stop())
+      const socket = await udpTransport.bind({ host: SEEDER_HOST, port: 0 })
+      cleanup.push(() => socket.close())
+      const announcer = new UdpTrackerClient({ socket })
+      cleanup.push(async () => announcer.close())
+      await announcer.announce(`udp://127.0.0.1:${tracker.port}/announce`, {
+        infoHash: Buffer.from(shared.infoHash, 'hex'),
+        peerId: Buffer.from('-LT0000-seederseeder'),
+        port: shared.seeder.port,
+        uploaded: 0,
+        downloaded: 0,
+        left: 0,
+        event: 'started',
+      })
+      const node = await engineWithTunnels(tmp, net)
+      const seen = watchSeederPeers(shared.seeder)
+      cleanup.push(() => seen.stop())
+      lookups.length = 0
+      const out = path.join(tmp, 'out')
+      const url = `udp://localhost:${tracker.port}/announce`
+      const magnet = formatMagnet({
+        infoHash: Buffer.from(shared.infoHash, 'hex'),
+        trackers: [url],
+        webSeeds: [],
+        peers: [],
+      })
+      const { infoHash } = await node.engine.add({
+        source: { kind: 'magnet', magnet },
+        destination: out,
+        hops: 1,
+        safeSeeding: true,
+      })
+      await until(
+        () => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING',
+        240_000,
+        'the download',
+      )
+      const got = await fsp.readFile(path.join(out, 'payload.bin'))
+      expect(got.equals(shared.data)).toBe(true)
+      const entry = node.engine
+        .get(infoHash)!
+        .status()
+        .trackers.find((t) => t.url === url)
+      expect(entry?.status).toBe('Working')
+      // the downloader's announces reached the tracker from an exit
+      const ours = tracker.announces.filter((a) => !a.from.startsWith(`${SEEDER_HOST}:`))
+      expect(ours.length).toBeGreaterThan(0)
+      for (const a of ours) expect(EXIT_HOSTS).toContain(a.from.replace(/:\d+$/, ''))
+      // the name was resolved, and only ever by an exit
+      const named = lookups.filter((l) => l.host === 'localhost')
+      expect(named.length).toBeGreaterThan(0)
+      for (const l of named) expect(l.stack).toContain('systemExitLookup')
       await seen.stop()
       expectOnlyExitsSeen(node, seen.hosts)
     })
