@@ -178,7 +178,8 @@ export class UdpTrackerClient implements TrackerClient {
     const { reply, from } = await this.#transact(to, ACTION_ANNOUNCE, packet, opts.signal)
     // The tracker answers with peers of the family it was reached over: for a name resolved remotely, the
     // family of the address the reply came from.
-    return parseAnnounceReply(reply, isIP(from.host) === 6 ? 6 : 4)
+    const family = isIP(to.host) === 0 ? isIP(from.host) : isIP(to.host)
+    return parseAnnounceReply(reply, family === 6 ? 6 : 4)
   }
 
   async scrape(
