@@ -137,7 +137,7 @@ describe('a hidden-service download between two engines', () => {
       240_000,
       'the hidden download to complete',
     )
-    expect(await fsp.readFile(path.join(downloadDir, 'payload.bin'))).toEqual(data)
+    expect((await fsp.readFile(path.join(downloadDir, 'payload.bin'))).equals(data)).toBe(true)
 
     // The downloader's peers were end-to-end circuits (stand-in addresses of its rendezvous circuits), and so
     // were the seeder's: never the other engine's or the other IPv8 node's host.
@@ -246,7 +246,7 @@ describe('a hidden-service download between two engines', () => {
       240_000,
       'the download to complete',
     )
-    expect(await fsp.readFile(path.join(downloadDir, 'payload.bin'))).toEqual(data)
+    expect((await fsp.readFile(path.join(downloadDir, 'payload.bin'))).equals(data)).toBe(true)
     // it met the direct seeder through an exit and the hidden one through an end-to-end circuit
     expect([...saw].some((key) => key === `${DIRECT_SEEDER_HOST}:${directSeeder.engine.port}`)).toBe(true)
     expect([...saw].some((key) => key.endsWith(':1024'))).toBe(true)
