@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
+import type { FileHandle } from 'node:fs/promises'
 import * as fsp from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { TorrentFile } from '../../metainfo/index.js'
 import { mapBlock } from './layout.js'
 import { Storage } from './storage.js'
@@ -120,6 +121,48 @@ describe('Storage', () => {
         data.subarray(file.offset, file.offset + file.length),
       )
     }
+  })
+
+  it('closes a read-only handle that a write to its file replaced while a read still used it', async () => {
+    const { layout, data } = layoutOf([{ path: 'one.bin', length: 8_192 }], 4_096)
+    const seed = new Storage({ layout, downloadDir: dir, id: 'x' })
+    await writeAll(seed, data)
+    await seed.close()
+    const opened: FileHandle[] = []
+    let release: () => void = () => undefined
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let reading = false
+    const storage = new Storage({
+      layout,
+      downloadDir: dir,
+      id: 'x',
+      openFile: async (file, flags, mode) => {
+        const handle = await fsp.open(file, flags, mode)
+        opened.push(handle)
+        if (opened.length === 1) {
+          // The first (read-only) handle's read waits until the write below has reopened the file.
+          const read = handle.read.bind(handle) as (...args: unknown[]) => Promise<unknown>
+          ;(handle as unknown as { read: (...args: unknown[]) => Promise<unknown> }).read = async (
+            ...args
+          ) => {
+            reading = true
+            await gate
+            return read(...args)
+          }
+        }
+        return handle
+      },
+    })
+    const read = storage.readBlock(0, 0, 4_096)
+    await vi.waitFor(() => expect(reading).toBe(true))
+    await storage.writeBlock(1, 0, data.subarray(4_096))
+    release()
+    expect(await read).toEqual(data.subarray(0, 4_096))
+    await storage.close()
+    expect(opened).toHaveLength(2)
+    expect(opened.map((h) => h.fd)).toEqual([-1, -1])
   })
 
   it('never writes padding files', async () => {

@@ -353,6 +353,11 @@ export class Storage {
         return await fn(pooled.handle)
       } finally {
         pooled.busy--
+        // A handle the pool let go while it was in use (reopened for writing, or the storage closed) is closed by
+        // its last user.
+        if (pooled.busy === 0 && this.#handles.get(fileIndex) !== pooled) {
+          await pooled.handle.close().catch(() => undefined)
+        }
       }
     })
   }
