@@ -11,7 +11,7 @@ import { DiscoveryCommunity } from './discovery/index.js'
 import { Ipv8Endpoint } from './endpoint/index.js'
 import { Ipv8Error } from './errors.js'
 import { loadOrCreateKeyFile, type PrivateKey } from './keys/index.js'
-import { HiddenTunnelCommunity, TRIBLER_TUNNEL_COMMUNITY_ID, TunnelCommunity } from './tunnel/index.js'
+import { type HiddenTunnelCommunity, TriblerTunnelCommunity, TunnelCommunity } from './tunnel/index.js'
 
 const log = logger('ipv8')
 
@@ -188,10 +188,9 @@ export class Ipv8Service implements Service {
     }
     const minCircuits = positive('min_circuits', 3)
     const host = config.getString('ipv8', 'address')
-    return new HiddenTunnelCommunity(
+    return new TriblerTunnelCommunity(
       { ...deps, ...(this.#opts.exitTransport !== undefined && { exitTransport: this.#opts.exitTransport }) },
       {
-        communityId: TRIBLER_TUNNEL_COMMUNITY_ID,
         tunnel: {
           exit: config.getBoolean('tunnel_community', 'exitnode_enabled'),
           minCircuits,

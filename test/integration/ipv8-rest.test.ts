@@ -58,7 +58,7 @@ describe('IPv8 in the session and its REST endpoints', () => {
     )
     // ipv8.statistics is off by default: nothing is reported and it cannot be enabled
     const counters = (await app.inject({ method: 'GET', url: '/ipv8/overlays/statistics' })).json()
-    expect(counters.statistics).toEqual([{ DiscoveryCommunity: {} }, { HiddenTunnelCommunity: {} }])
+    expect(counters.statistics).toEqual([{ DiscoveryCommunity: {} }, { TriblerTunnelCommunity: {} }])
     const refused = await app.inject({
       method: 'POST',
       url: '/ipv8/overlays/statistics?enable=True&all=True',

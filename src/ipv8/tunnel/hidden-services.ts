@@ -37,7 +37,7 @@ import {
   RendezvousEstablishedPayload,
   RendezvousInfoBlob,
 } from './payloads.js'
-import { FORWARD, PEER_FLAG_EXIT_BT } from './types.js'
+import { FORWARD, PEER_FLAG_EXIT_BT, TRIBLER_TUNNEL_COMMUNITY_ID } from './types.js'
 
 const log = logger('ipv8:tunnel:hidden')
 
@@ -775,5 +775,16 @@ function e2eSocket(community: TunnelCommunity, circuit: Circuit): DatagramSocket
       off()
       handlers.clear()
     },
+  }
+}
+
+/**
+ * The tunnel community a Tribler node runs: hidden services under Tribler's community id
+ * ({@link TRIBLER_TUNNEL_COMMUNITY_ID}), where real Tribler relays and exits are found. It is named as Tribler
+ * names it in `/ipv8/overlays` and the statistics.
+ */
+export class TriblerTunnelCommunity extends HiddenTunnelCommunity {
+  constructor(deps: TunnelCommunityDeps, options: Omit<TunnelCommunityOptions, 'communityId'> = {}) {
+    super(deps, { ...options, communityId: TRIBLER_TUNNEL_COMMUNITY_ID })
   }
 }

@@ -34,6 +34,7 @@ export {
   type HiddenSession,
   HiddenTunnelCommunity,
   hiddenLookupHash,
+  TriblerTunnelCommunity,
 } from './hidden-services.js'
 export * from './payloads.js'
 export { type CompetingSlot, RelaySlots, type SlotAdmission } from './slots.js'
