@@ -18,4 +18,10 @@ describe('outgoingAddress', () => {
     expect(outgoingAddress('127.0.0.5', '198.51.100.1')).toBeUndefined()
     expect(outgoingAddress('example.org', '198.51.100.1')).toBeUndefined()
   })
+
+  it('binds nothing towards an IPv4-mapped peer, which an IPv6 source address cannot reach', () => {
+    expect(outgoingAddress('2001:db8::5', '::ffff:198.51.100.1')).toBeUndefined()
+    expect(outgoingAddress('2001:db8::5', '::FFFF:198.51.100.1')).toBeUndefined()
+    expect(outgoingAddress('2001:db8::5', '2001:db8::9')).toBe('2001:db8::5')
+  })
 })

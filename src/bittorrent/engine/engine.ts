@@ -1433,12 +1433,15 @@ function normalizeHost(host: string): string {
  * The local address outgoing TCP connections leave from: the listen address when it is a specific one of the peer's
  * family, as libtorrent binds outgoing connections to its listen interface. Peers then see the address they can dial
  * back (the listen port we tell them in the extended handshake is only on that address), not whichever the routing
- * table picks. A loopback listen address is used only towards loopback peers (it cannot reach anyone else).
+ * table picks. A loopback listen address is used only towards loopback peers (it cannot reach anyone else), and
+ * none is bound towards an IPv4-mapped peer.
  */
 export function outgoingAddress(listenHost: string | undefined, peerHost: string): string | undefined {
   if (listenHost === undefined) return undefined
   const family = net.isIP(listenHost)
   if (family === 0 || family !== net.isIP(peerHost)) return undefined
+  // An IPv4-mapped peer is reached over IPv4: an IPv6 source address cannot reach it (ENETUNREACH).
+  if (peerHost.toLowerCase().startsWith('::ffff:') && peerHost.includes('.')) return undefined
   if (listenHost === '0.0.0.0' || listenHost === '::') return undefined
   if (isLoopbackHost(listenHost) && !isLoopbackHost(peerHost)) return undefined
   return listenHost
