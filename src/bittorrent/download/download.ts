@@ -46,7 +46,11 @@ const MAX_DIAL_FAILURES = 8
 export const MAX_PEER_CANDIDATES = 3000
 /** Verified pieces waiting for the disk before requests pause: bounds memory when the disk is slower than the swarm. */
 const DEFAULT_MAX_PENDING_WRITE_BYTES = 24 * 1024 * 1024
-/** Piece buffers kept for reuse once their piece is on disk, so a download does not allocate one per piece. */
+/**
+ * Piece buffers kept for reuse once their piece is on disk, so a download does not allocate one per piece, beyond
+ * as many as the pending writes may hold: a burst of writes that held more hands them all back, instead of leaving
+ * them to the garbage collector, which frees them only at its next full collection.
+ */
 const SPARE_PIECE_BUFFERS = 16
 /** Reads of the peer's requests in flight per peer. */
 const MAX_READS_PER_PEER = 8
@@ -1106,8 +1110,9 @@ export class Download {
 
   /** Keeps a piece buffer nothing refers to any more for the next piece. */
   #recycle(buf: Buffer): void {
-    if (buf.length === this.#torrent?.pieceLength && this.#spare.length < SPARE_PIECE_BUFFERS)
-      this.#spare.push(buf)
+    const pieceLength = this.#torrent?.pieceLength ?? 0
+    const keep = SPARE_PIECE_BUFFERS + Math.ceil(this.#maxPendingWriteBytes / Math.max(1, pieceLength))
+    if (buf.length === pieceLength && this.#spare.length < keep) this.#spare.push(buf)
   }
 
   #written(index: number, bytes: number): void {
@@ -1167,6 +1172,8 @@ export class Download {
     if (this.#state !== 'DLSTATUS_DOWNLOADING' || !this.isComplete) return
     this.#setState('DLSTATUS_SEEDING')
     this.#finishedAtMs = this.#clock.monotonic()
+    // Seeding reads pieces from disk: the buffers kept for downloading go.
+    this.#spare = []
     void this.saveResumeData()
     for (const peer of [...this.#peers]) {
       this.#updateInterest(peer)
