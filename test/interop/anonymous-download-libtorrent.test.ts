@@ -19,6 +19,7 @@ import {
   writeRandomFiles,
 } from '../support/libtorrent.js'
 import { startUdpTracker } from '../support/tracker-servers.js'
+import { until } from '../support/until.js'
 
 // Our IPv8 nodes: the downloader's tunnel community on .211, relays .212–.215, exits .216 and .217. The
 // downloader's BitTorrent engine listens on .218 (its direct stack, which anonymous downloads must never use),
@@ -50,14 +51,6 @@ const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined)
 })
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 /** Tunnel nodes over real UDP, each on its own loopback address; the last two are exits. */
 async function startTunnels(): Promise<OverlayTestNetwork<TunnelCommunity>> {

@@ -30,6 +30,7 @@ import {
   transmissionAvailable,
 } from '../support/other-clients.js'
 import { freePort, opentrackerAvailable, startOpentracker } from '../support/tracker-servers.js'
+import { until } from '../support/until.js'
 
 const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -52,14 +53,6 @@ async function engineAt(
   const node = await startEngine({ stateDir, host, tcp: transport === 'tcp', utp: transport === 'utp' })
   cleanup.push(() => node.stop())
   return node
-}
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 async function sameFiles(contents: Map<string, Buffer>, dir: string): Promise<boolean> {

@@ -13,19 +13,12 @@ import {
   libtorrentAvailable,
   writeRandomFiles,
 } from '../support/libtorrent.js'
+import { until } from '../support/until.js'
 
 const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe.skipIf(!libtorrentAvailable())('engine dialling libtorrent with uTP and TCP both on', () => {
   for (const c of [

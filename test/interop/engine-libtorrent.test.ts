@@ -12,6 +12,7 @@ import {
   libtorrentAvailable,
   writeRandomFiles,
 } from '../support/libtorrent.js'
+import { until } from '../support/until.js'
 
 const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -29,14 +30,6 @@ async function engineAt(stateDir: string, host: string, extra: { tcp?: boolean }
   const node = await startEngine({ stateDir, host, ...extra })
   cleanup.push(() => node.stop())
   return node
-}
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 async function expectSameFiles(

@@ -12,6 +12,7 @@ import {
   libtorrentAvailable,
   writeRandomFiles,
 } from '../support/libtorrent.js'
+import { until } from '../support/until.js'
 
 const LIMIT = 256 * 1024
 const WINDOW_MS = 4000
@@ -20,14 +21,6 @@ const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn()
 })
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe.skipIf(!libtorrentAvailable())('per-download rate limits against libtorrent', () => {
   for (const [transport, seederHost, engineHost] of [
