@@ -86,11 +86,31 @@ function procUsage(pid: number): { cpuSeconds: number; peakRssBytes: number } | 
   }
 }
 
+/** TCP rounds per torrent (`BENCH_BT_ROUNDS`, default 3; 1 with --quick). */
+const TCP_ROUNDS = Math.max(1, Number(process.env.BENCH_BT_ROUNDS ?? (quick ? 1 : 3)) || 1)
+
 interface Result {
   readonly seconds: number
   readonly cpuSeconds: number
   readonly peakRssBytes: number
   readonly bytes: number
+}
+
+/** Per field, the median over the runs (so one slow run does not decide the ratio). */
+function median(runs: readonly Result[]): Result {
+  const mid = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b)
+    const m = Math.floor(sorted.length / 2)
+    return sorted.length % 2 === 1
+      ? (sorted[m] as number)
+      : ((sorted[m - 1] as number) + (sorted[m] as number)) / 2
+  }
+  return {
+    seconds: mid(runs.map((r) => r.seconds)),
+    cpuSeconds: mid(runs.map((r) => r.cpuSeconds)),
+    peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),
+    bytes: mid(runs.map((r) => r.bytes)),
+  }
 }
 
 async function libtorrentLeech(
@@ -272,20 +292,44 @@ async function main(): Promise<void> {
             mkdirSync(dir)
             return dir
           }
-          const reference = await libtorrentLeech(t.torrentPath, out(), seeder, utp)
-          console.log(row('libtorrent', transport, reference, t.size))
-          const ours = await ourLeech(t.torrentPath, out(), seeder, utp)
-          console.log(row('Tribler.ts', transport, ours, t.size))
-          if (!utp && aria2) {
-            try {
-              console.log(row('aria2', transport, await aria2Leech(t.torrentPath, out()), t.size))
-            } catch (err) {
-              console.log(`aria2        tcp  failed: ${(err as Error).message.split('\n')[0]}`)
+          // Page-cache and memory state left by one leecher changes the next one's kernel CPU a lot on a shared VM,
+          // so TCP runs several rounds, alternating who goes first, and compares medians. libtorrent's uTP is slow
+          // on loopback (minutes per GiB), so uTP runs one round.
+          const rounds = utp ? 1 : TCP_ROUNDS
+          const references: Result[] = []
+          const oursAll: Result[] = []
+          for (let round = 0; round < rounds; round++) {
+            const order =
+              round % 2 === 0 ? (['libtorrent', 'ours'] as const) : (['ours', 'libtorrent'] as const)
+            for (const who of order) {
+              if (who === 'libtorrent') {
+                const r = await libtorrentLeech(t.torrentPath, out(), seeder, utp)
+                references.push(r)
+                console.log(row('libtorrent', transport, r, t.size))
+              } else {
+                const r = await ourLeech(t.torrentPath, out(), seeder, utp)
+                oursAll.push(r)
+                console.log(row('Tribler.ts', transport, r, t.size))
+              }
             }
+            if (round === 0 && !utp && aria2) {
+              try {
+                console.log(row('aria2', transport, await aria2Leech(t.torrentPath, out()), t.size))
+              } catch (err) {
+                console.log(`aria2        tcp  failed: ${(err as Error).message.split('\n')[0]}`)
+              }
+            }
+          }
+          const reference = median(references)
+          const ours = median(oursAll)
+          if (rounds > 1) {
+            console.log(row(`libtorrent ~`, transport, reference, t.size))
+            console.log(row(`Tribler.ts ~`, transport, ours, t.size))
           }
           const ratio = reference.seconds / ours.seconds
           const target = utp ? 0.8 : 1.0
-          const line = `${t.shape.name} ${transport}: ratio to libtorrent ${ratio.toFixed(2)}× (target ${target.toFixed(1)}×), peak RSS ${(ours.peakRssBytes / MiB).toFixed(0)} MiB (target < 200 MB)`
+          const of = rounds > 1 ? ` (medians of ${rounds} rounds)` : ''
+          const line = `${t.shape.name} ${transport}: ratio to libtorrent ${ratio.toFixed(2)}×${of} (target ${target.toFixed(1)}×), peak RSS ${(ours.peakRssBytes / MiB).toFixed(0)} MiB (target < 200 MB)`
           console.log(line)
           summary.push(line)
         }
