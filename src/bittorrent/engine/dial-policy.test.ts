@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../common/index.js'
 import type { SocketAddress } from '../../net/index.js'
+import { UtpError } from '../utp/index.js'
 import { type Dialer, DialPolicy, type DialTransport, UTP_FALLBACK_MS } from './dial-policy.js'
 
 const PEER = { host: '10.0.0.1', port: 6881 }
@@ -59,6 +60,27 @@ describe('DialPolicy', () => {
     expect(d.attempts.map((a) => a.transport)).toEqual(['utp', 'tcp', 'tcp'])
     // Other peers are still assumed to speak uTP.
     expect(p.order(OTHER)).toEqual(['utp', 'tcp'])
+  })
+
+  it('falls back to TCP when our own uTP socket is full or closed, without ruling uTP out for the peer', async () => {
+    const { policy: p } = policy()
+    for (const code of ['TOO_MANY_CONNECTIONS', 'SOCKET_CLOSED'] as const) {
+      const attempts: DialTransport[] = []
+      const dial: Record<DialTransport, Dialer> = {
+        utp: () => {
+          attempts.push('utp')
+          return Promise.reject(new UtpError(code, {}))
+        },
+        tcp: () => {
+          attempts.push('tcp')
+          return Promise.resolve(new PassThrough())
+        },
+      }
+      expect((await p.dial(PEER, dial, { signal: signal() })).transport).toBe('tcp')
+      expect(attempts).toEqual(['utp', 'tcp'])
+      expect(p.memory(PEER)?.noUtp ?? false).toBe(false)
+      expect(p.order(PEER)).toEqual(['utp', 'tcp'])
+    }
   })
 
   it('gives a silent uTP dial UTP_FALLBACK_MS on the clock, then dials TCP', async () => {

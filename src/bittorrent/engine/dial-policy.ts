@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { Clock } from '../../common/index.js'
 import type { SocketAddress } from '../../net/index.js'
+import { UtpError } from '../utp/index.js'
 
 /** A transport an outgoing peer connection can run over. */
 export type DialTransport = 'tcp' | 'utp'
@@ -97,7 +98,7 @@ export class DialPolicy {
         return { stream, transport }
       } catch (err) {
         if (opts.signal.aborted) throw err
-        this.#failed(peer, transport)
+        if (!isLocalFailure(err)) this.#failed(peer, transport)
         lastError = err
       } finally {
         attempt?.done()
@@ -154,4 +155,12 @@ export class DialPolicy {
 
 function keyOf(peer: SocketAddress): string {
   return `${peer.host}:${peer.port}`
+}
+
+/**
+ * A dial that failed on our side (our uTP socket is full or closed) says nothing about the peer: it falls back to
+ * the next transport without marking the peer as lacking uTP.
+ */
+function isLocalFailure(err: unknown): boolean {
+  return err instanceof UtpError && (err.code === 'TOO_MANY_CONNECTIONS' || err.code === 'SOCKET_CLOSED')
 }
