@@ -1034,16 +1034,7 @@ export class Download {
     const batch = Math.max(8, depth >> 3)
     if (want < batch && peer.inflight > batch) return
     if (want <= 0) return
-    let count = want
-    const limiter = this.#deps.limiter
-    if (limiter !== undefined) {
-      count = Math.floor(limiter.take('down', want * BLOCK) / BLOCK)
-      if (count <= 0) {
-        limiter.whenAvailable('down', () => this.#fill(peer))
-        return
-      }
-    }
-    const blocks = picker.pickBlocks(peer, count, choked ? { onlyPieces: wire.allowedFastFromPeer } : {})
+    const blocks = picker.pickBlocks(peer, want, choked ? { onlyPieces: wire.allowedFastFromPeer } : {})
     for (const b of blocks) {
       if (wire.requestBlock(b.piece, b.offset, b.length)) peer.inflight++
       else picker.releaseRequest(peer, b.piece, b.offset)
@@ -1246,13 +1237,7 @@ export class Download {
       wire.writable &&
       !wire.isClosed
     ) {
-      const req = peer.uploadQueue[0]!
-      const limiter = this.#deps.limiter
-      if (limiter !== undefined && limiter.take('up', req.length) < req.length) {
-        limiter.whenAvailable('up', () => this.#serve(peer))
-        return
-      }
-      peer.uploadQueue.shift()
+      const req = peer.uploadQueue.shift()!
       if (!this.#canServe(req)) {
         wire.reject(req.index, req.begin, req.length)
         continue

@@ -28,5 +28,4 @@ export {
   type PeerEncryption,
   type PeerSource,
   type SeedingPolicy,
-  type TransferLimiter,
 } from './types.js'

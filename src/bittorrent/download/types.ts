@@ -24,17 +24,6 @@ export interface PeerConnection {
 /** Dials a peer: a TCP socket, a uTP stream, or one end of an in-process pair in tests. */
 export type PeerConnector = (peer: SocketAddress, opts: { signal: AbortSignal }) => Promise<PeerConnection>
 
-/**
- * Bandwidth budget shared by downloads (a token bucket, global and per download). Without one, transfers are not
- * limited.
- */
-export interface TransferLimiter {
-  /** Takes up to `bytes` of budget in `direction` now; returns the bytes granted (0..bytes). */
-  take(direction: 'down' | 'up', bytes: number): number
-  /** Calls `fn` once when budget in `direction` may be available again. */
-  whenAvailable(direction: 'down' | 'up', fn: () => void): void
-}
-
 /** When a finished download stops seeding (the `download_defaults.seeding_*` settings). */
 export interface SeedingPolicy {
   readonly mode: 'ratio' | 'time' | 'never' | 'forever'
@@ -54,7 +43,6 @@ export interface DownloadDeps {
   readonly listenPort?: number
   readonly clock?: Clock
   readonly logger?: Logger
-  readonly limiter?: TransferLimiter
   /** The seeding policy, read whenever it is checked (so settings apply live). Default: seed forever. */
   readonly seedingPolicy?: () => SeedingPolicy
   /** Stores resume data (called periodically, on finish and on stop). */

@@ -41,7 +41,6 @@ import {
   type PeerConnector,
   type PeerEncryption,
   type SeedingPolicy,
-  type TransferLimiter,
 } from '../download/index.js'
 import { bindLsdSocket, LocalServiceDiscovery, type LsdSocket } from '../lsd/index.js'
 import {
@@ -119,8 +118,6 @@ export interface EngineOptions {
   readonly dhtBootstrap?: ReadonlyArray<string | SocketAddress>
   /** Per-download tunables. */
   readonly tuning?: DownloadTuning
-  /** Bandwidth limiter shared by every download. */
-  readonly limiter?: TransferLimiter
   /** Default download folder when `download_defaults.saveas` is not set. */
   readonly defaultDownloadDir?: string
   /**
@@ -1138,7 +1135,6 @@ export class BitTorrentEngine implements DownloadManager, Service {
         this.#table.writeResume(record.infoHash, data)
         this.#table.writeTotals(record.infoHash, download.allTimeTotals)
       },
-      ...(this.#opts.limiter === undefined ? {} : { limiter: this.#opts.limiter }),
     }
     const download = new Download(deps, {
       infoHash,
