@@ -106,6 +106,23 @@ async function startSeeder(tmp: string, size: number): Promise<Shared> {
   }
 }
 
+/** Puts the seeder's address into a UDP tracker: an announce for its torrent, sent from the seeder's own host. */
+async function announceSeeder(shared: Shared, url: string): Promise<void> {
+  const socket = await udpTransport.bind({ host: SEEDER_HOST, port: 0 })
+  cleanup.push(() => socket.close())
+  const announcer = new UdpTrackerClient({ socket })
+  cleanup.push(async () => announcer.close())
+  await announcer.announce(url, {
+    infoHash: Buffer.from(shared.infoHash, 'hex'),
+    peerId: Buffer.from('-LT0000-seederseeder'),
+    port: shared.seeder.port,
+    uploaded: 0,
+    downloaded: 0,
+    left: 0,
+    event: 'started',
+  })
+}
+
 /**
  * Every address the seeder has seen a peer at: its peer list sampled until `stop`, and the addresses in its peer
  * connect and disconnect alerts, which also catch a peer that came and went between two samples.
@@ -294,21 +311,8 @@ describe.skipIf(!libtorrentAvailable())(
       const [net, shared] = await Promise.all([startTunnels(), startSeeder(tmp, 4 * 1024 * 1024)])
       const tracker = await startUdpTracker(TRACKER_HOST, '::1')
       cleanup.push(() => tracker.stop())
-      // the seeder's address goes into the tracker by an announce from the seeder's own host
-      const socket = await udpTransport.bind({ host: SEEDER_HOST, port: 0 })
-      cleanup.push(() => socket.close())
-      const announcer = new UdpTrackerClient({ socket })
-      cleanup.push(async () => announcer.close())
       const url = `udp://${TRACKER_HOST}:${tracker.port}/announce`
-      await announcer.announce(url, {
-        infoHash: Buffer.from(shared.infoHash, 'hex'),
-        peerId: Buffer.from('-LT0000-seederseeder'),
-        port: shared.seeder.port,
-        uploaded: 0,
-        downloaded: 0,
-        left: 0,
-        event: 'started',
-      })
+      await announceSeeder(shared, url)
       const node = await engineWithTunnels(tmp, net)
       const seen = watchSeederPeers(shared.seeder)
       cleanup.push(() => seen.stop())
@@ -351,19 +355,7 @@ describe.skipIf(!libtorrentAvailable())(
       // `localhost` resolves to 127.0.0.1 through the hosts file (the exit prefers IPv4, as py-ipv8 does)
       const tracker = await startUdpTracker('127.0.0.1', '::1')
       cleanup.push(() => tracker.stop())
-      const socket = await udpTransport.bind({ host: SEEDER_HOST, port: 0 })
-      cleanup.push(() => socket.close())
-      const announcer = new UdpTrackerClient({ socket })
-      cleanup.push(async () => announcer.close())
-      await announcer.announce(`udp://127.0.0.1:${tracker.port}/announce`, {
-        infoHash: Buffer.from(shared.infoHash, 'hex'),
-        peerId: Buffer.from('-LT0000-seederseeder'),
-        port: shared.seeder.port,
-        uploaded: 0,
-        downloaded: 0,
-        left: 0,
-        event: 'started',
-      })
+      await announceSeeder(shared, `udp://127.0.0.1:${tracker.port}/announce`)
       const node = await engineWithTunnels(tmp, net)
       const seen = watchSeederPeers(shared.seeder)
       cleanup.push(() => seen.stop())
