@@ -35,6 +35,7 @@ class DownloadManagerDouble implements DownloadManager, Service {
   readonly downloads = new Map<string, HandleDouble>()
   readonly added: AddDownloadOptions[] = []
   readonly removed: Array<{ infoHash: string; removeData: boolean }> = []
+  readonly hopChanges: Array<{ infoHash: string; hops: number }> = []
   /** Torrents fetchMetadata knows, by infohash; others time out. */
   readonly swarm = new Map<string, Uint8Array>()
   failRemove = false
@@ -66,6 +67,17 @@ class DownloadManagerDouble implements DownloadManager, Service {
     if (this.failRemove) throw new Error('disk on fire')
     this.removed.push({ infoHash, removeData: options.removeData })
     return this.downloads.delete(infoHash)
+  }
+
+  async setHops(infoHash: string, hops: number): Promise<boolean> {
+    this.hopChanges.push({ infoHash, hops })
+    const handle = this.downloads.get(infoHash)
+    if (handle === undefined) return false
+    if (hops === this.failAddHops) {
+      throw new EngineError('ANON_NOT_SUPPORTED', {}, 'cannot change the hops: no circuits')
+    }
+    this.downloads.set(infoHash, new HandleDouble(infoHash, { ...handle.options, hops }, handle.info))
+    return true
   }
 
   async fetchMetadata(magnet: string, options: { readonly timeoutMs: number }): Promise<Uint8Array> {
@@ -651,25 +663,18 @@ describe('PATCH /downloads/{infohash}', () => {
     expect(handle().state).toBe('DLSTATUS_DOWNLOADING')
   })
 
-  it('takes anon_hops only alone and re-adds the download with them, keeping its choices', async () => {
+  it('takes anon_hops only alone and hands the hop change to the engine', async () => {
     const { patch, ih, manager, handle } = await withAlbum()
-    await patch('selected_files[]=1&upload_limit=5000')
     const mixed = await patch('anon_hops=1&state=stop')
     expect(mixed.statusCode).toBe(400)
     expect(mixed.json()).toEqual({ error: 'anon_hops must be the only parameter in this request' })
     const res = await patch('anon_hops=2')
     expect(res.json()).toEqual({ modified: true, infohash: ih })
-    expect(manager.removed).toEqual([{ infoHash: ih, removeData: false }])
-    expect(manager.added.at(-1)).toMatchObject({
-      hops: 2,
-      selectedFiles: [1],
-      destination: expect.any(String),
-      rateLimits: { downloadBytesPerSec: 0, uploadBytesPerSec: 5000 },
-    })
+    expect(manager.hopChanges).toEqual([{ infoHash: ih, hops: 2 }])
     expect(handle().status().hops).toBe(2)
   })
 
-  it('puts the download back when the new hop count cannot be added', async () => {
+  it("answers with the engine's error code when the hop count cannot change", async () => {
     const { patch, ih, manager } = await withAlbum()
     manager.failAddHops = 3
     const res = await patch('anon_hops=3')

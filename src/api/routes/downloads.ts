@@ -2,7 +2,6 @@ import { constants } from 'node:fs'
 import { access, mkdir, stat } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
 import {
-  type AddDownloadOptions,
   DOWNLOAD_MANAGER_SERVICE,
   DOWNLOAD_STATES,
   type DownloadHandle,
@@ -14,9 +13,8 @@ import {
   type PeerStatus,
   type RateLimits,
 } from '../../bittorrent/engine/index.js'
-import { errorMessage, fromHex } from '../../common/index.js'
+import { errorMessage } from '../../common/index.js'
 import {
-  formatMagnet,
   MagnetError,
   MetainfoError,
   parseMagnet,
@@ -574,7 +572,11 @@ export const downloadsRoutes: RouteModule = (app, { session }) => {
         const text = formString(body, 'anon_hops') ?? ''
         const hops = /^[0-9]+$/.test(text) ? Number(text) : 0
         if (hops > 3) throw new ApiError('BAD_REQUEST', {}, 'anon_hops must be between 0 and 3')
-        await changeHops(manager, handle, hops)
+        try {
+          await manager.setHops(infohash, hops)
+        } catch (err) {
+          throw new HandledError(err instanceof EngineError ? err.code : errorName(err), errorMessage(err))
+        }
         return { modified: true, infohash }
       }
       let indices: number[] | undefined
@@ -740,54 +742,4 @@ function putSourceError(err: unknown): unknown {
 function errorName(err: unknown): string {
   if (err instanceof Error) return err.name === 'Error' ? 'RuntimeError' : err.name
   return 'RuntimeError'
-}
-
-/**
- * Re-adds a download with another hop count (Tribler's `update_download_hops`), keeping its data, destination,
- * selection and safe seeding. When the new one cannot be added, the download is put back as it was.
- */
-async function changeHops(manager: DownloadManager, handle: DownloadHandle, hops: number): Promise<void> {
-  const status = handle.status()
-  if (status.hops === hops) return
-  const torrent = handle.torrentFile()
-  const source: DownloadSource =
-    torrent !== undefined
-      ? { kind: 'torrent', torrent }
-      : {
-          kind: 'magnet',
-          magnet: formatMagnet({
-            infoHash: fromHex(status.infoHash),
-            trackers: status.trackers.map((t) => t.url).filter((url) => !url.startsWith('[')),
-            webSeeds: [],
-            peers: [],
-          }),
-        }
-  const files = handle.files()
-  const included = files.filter((f) => f.included).map((f) => f.index)
-  const base: AddDownloadOptions = {
-    source,
-    destination: status.destination,
-    safeSeeding: status.safeSeeding,
-    hops: status.hops,
-    stopped: status.state === 'DLSTATUS_STOPPED',
-    rateLimits: status.rateLimits,
-    ...(included.length < files.length ? { selectedFiles: included } : {}),
-  }
-  try {
-    await manager.remove(status.infoHash, { removeData: false })
-  } catch (err) {
-    throw new HandledError(errorName(err), errorMessage(err))
-  }
-  try {
-    await manager.add({ ...base, hops })
-  } catch (err) {
-    const restored = await manager.add(base).then(
-      () => '',
-      (again: unknown) => `; the download could not be put back either: ${errorMessage(again)}`,
-    )
-    throw new HandledError(
-      err instanceof EngineError ? err.code : errorName(err),
-      `cannot change the hops: ${errorMessage(err)}${restored}`,
-    )
-  }
 }

@@ -501,6 +501,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
   readonly #anonymous: AnonymousTransports
   #tcpDials = 0
   readonly #dialPolicy: DialPolicy
+  readonly #hopChanges = new Map<string, Promise<boolean>>()
 
   constructor(deps: EngineDeps, opts: EngineOptions = {}) {
     this.#deps = deps
@@ -692,6 +693,94 @@ export class BitTorrentEngine implements DownloadManager, Service {
     if (magnet !== undefined) handle.download.addPeers(magnet.peers, 'manual')
     if (!record.userStopped) await handle.startSwarm()
     return { infoHash, added: true }
+  }
+
+  /**
+   * Re-adds a download with another hop count (Tribler's `update_download_hops`), keeping its data, destination,
+   * selection, limits and safe seeding. Changes of one download run one after another. When the new one cannot
+   * be added, the download is put back as it was and the error says so.
+   */
+  async setHops(infoHash: string, hops: number): Promise<boolean> {
+    const key = infoHash.toLowerCase()
+    const before = this.#hopChanges.get(key) ?? Promise.resolve(false)
+    const change = before.catch(() => false).then(() => this.#changeHops(key, hops))
+    this.#hopChanges.set(key, change)
+    try {
+      return await change
+    } finally {
+      if (this.#hopChanges.get(key) === change) this.#hopChanges.delete(key)
+    }
+  }
+
+  async #changeHops(infoHash: string, hops: number): Promise<boolean> {
+    if (!Number.isInteger(hops) || hops < 0 || hops > 3) throw new RangeError('hops must be 0, 1, 2 or 3')
+    const handle = this.#downloads.get(infoHash)
+    if (handle === undefined) return false
+    if (handle.record.hops === hops) return true
+    this.#anonymous.check(hops)
+    const record = handle.record
+    const torrent = handle.torrentFile()
+    const base: AddDownloadOptions = {
+      source:
+        torrent !== undefined
+          ? { kind: 'torrent', torrent }
+          : { kind: 'magnet', magnet: record.magnet ?? `magnet:?xt=urn:btih:${record.infoHash}` },
+      destination: record.destination,
+      safeSeeding: record.safeSeeding,
+      hops: record.hops,
+      stopped: record.userStopped,
+      rateLimits: {
+        downloadBytesPerSec: record.downloadLimitBytesPerSec,
+        uploadBytesPerSec: record.uploadLimitBytesPerSec,
+      },
+      ...(record.selectedFiles.length > 0 && { selectedFiles: record.selectedFiles }),
+    }
+    await this.remove(infoHash, { removeData: false })
+    try {
+      await this.add({ ...base, hops })
+    } catch (err) {
+      const restored = await this.add(base).then(
+        () => '',
+        (again: unknown) => `; the download could not be put back either: ${errorMessage(again)}`,
+      )
+      throw new EngineError(
+        err instanceof EngineError ? err.code : 'HOPS_NOT_CHANGED',
+        { infoHash, hops, cause: err },
+        `cannot change the hops: ${errorMessage(err)}${restored}`,
+      )
+    }
+    return true
+  }
+
+  /**
+   * Tribler's safe seeding of a download added without hops: once it seeds, it carries on at the default hop
+   * count (at least 1), so it never seeds in the open. Without tunnels it stops instead.
+   */
+  #seedSafely(handle: EngineDownload): void {
+    if (
+      handle.record.hops !== 0 ||
+      !handle.record.safeSeeding ||
+      this.#downloads.get(handle.infoHash) !== handle
+    )
+      return
+    const configured = this.#deps.config.getNumber('download_defaults', 'number_hops')
+    const hops = Number.isInteger(configured) && configured >= 1 && configured <= 3 ? configured : 1
+    this.setHops(handle.infoHash, hops).then(
+      () =>
+        this.#log.info('a finished download with safe seeding seeds through circuits', {
+          infoHash: handle.infoHash,
+          hops,
+        }),
+      (err: unknown) => {
+        this.#log.warn('safe seeding needs circuits, so the finished download is stopped', {
+          infoHash: handle.infoHash,
+          err,
+        })
+        const current = this.#downloads.get(handle.infoHash)
+        if (current === undefined || current.record.hops !== 0) return
+        current.stop().catch(() => undefined)
+      },
+    )
   }
 
   get(infoHash: string): DownloadHandle | undefined {
@@ -1155,6 +1244,7 @@ export class BitTorrentEngine implements DownloadManager, Service {
     const hex = record.infoHash
     download.events.on('state', (state) => {
       created.syncHidden()
+      if (state === 'DLSTATUS_SEEDING') this.#seedSafely(created)
       this.events.emit('state', { infoHash: hex, state })
     })
     download.events.on('metadata', (info) => {

@@ -190,6 +190,12 @@ export interface DownloadManager {
   add(options: AddDownloadOptions): Promise<AddDownloadResult>
   get(infoHash: string): DownloadHandle | undefined
   list(): readonly DownloadHandle[]
+  /**
+   * Re-adds the download with another hop count (0–3), keeping its data and choices; resolves false for an
+   * unknown infohash. Rejects with `EngineError('ANON_NOT_SUPPORTED')` without tunnels (nothing changes) and with
+   * `EngineError` when the new one cannot be added (the download is put back as it was).
+   */
+  setHops(infoHash: string, hops: number): Promise<boolean>
   /** Resolves false for an unknown infohash. */
   remove(infoHash: string, options: { readonly removeData: boolean }): Promise<boolean>
   /**
@@ -225,6 +231,7 @@ export type EngineErrorCode =
   | 'DHT_DISABLED'
   | 'ANON_NOT_SUPPORTED'
   | 'NOT_RUNNING'
+  | 'HOPS_NOT_CHANGED'
 
 /** An engine failure the REST layer maps to an error body; the message is meant for users. */
 export class EngineError extends TriblerError<EngineErrorCode> {}
