@@ -1,4 +1,4 @@
-export { ipv4Number, NO_ADDRESS } from './address.js'
+export { ipv4Number, NO_ADDRESS, writeIpv6 } from './address.js'
 export { Reader, Writer } from './buffer.js'
 export {
   type Bits,
@@ -26,6 +26,7 @@ export {
   type FieldSpec,
   type Fields,
   type FieldValue,
+  listOf,
   nested,
   nestedList,
   type PayloadOf,

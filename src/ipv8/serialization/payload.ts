@@ -160,3 +160,24 @@ export function nestedList<T>(schema: Schema<T>): Format<T[]> {
     },
   }
 }
+
+/**
+ * py-ipv8's `ListOf(packer)`: a uint8 count, then the items back to back with no length of their own (the DHT's
+ * `node-list`).
+ */
+export function listOf<T>(schema: Format<T>, name = `list(${schema.name})`): Format<T[]> {
+  return {
+    name,
+    write(w, values) {
+      if (!Array.isArray(values) || values.length > 0xff) throw new Ipv8Error('BAD_VARLEN', { format: name })
+      w.u8(values.length)
+      for (const value of values) schema.write(w, value)
+    },
+    read(r) {
+      const count = r.u8()
+      const out: T[] = []
+      for (let i = 0; i < count; i++) out.push(schema.read(r))
+      return out
+    },
+  }
+}

@@ -1,3 +1,5 @@
+import type { SocketAddress } from '../../net/index.js'
+
 /** A 32-bit circuit id, chosen per link (spec §7.1). */
 export type CircuitId = number & { readonly __brand?: 'CircuitId' }
 
@@ -144,4 +146,30 @@ export const DEFAULT_TUNNEL_SETTINGS: TunnelSettings = {
   exit: false,
   extraFlags: [],
   relaySlots: undefined,
+}
+
+/** IntroductionInfo.source values (py-ipv8 `PEER_SOURCE_*`): where an introduction point was learned. */
+export const PEER_SOURCE_UNKNOWN = 0
+export const PEER_SOURCE_DHT = 1
+export const PEER_SOURCE_PEX = 2
+
+/** An introduction point as a directory holds it: who to ask, for which seeder key, and when it was last seen. */
+export interface IntroPointRecord {
+  readonly address: SocketAddress
+  /** The introduction point's public key bin. */
+  readonly key: Buffer
+  /** The seeder key bin the introduction point forwards create-e2e for. */
+  readonly seederPk: Buffer
+  readonly source: number
+  /** Unix seconds. */
+  readonly lastSeen: number
+}
+
+/**
+ * Where introduction points are announced and looked up besides PEX: the IPv8 DHT (spec §8). An introduction
+ * point announces itself under the lookup info-hash; an exit asked for peers looks the info-hash up.
+ */
+export interface IntroPointDirectory {
+  announce(infoHash: Buffer, intro: IntroPointRecord): Promise<void>
+  lookup(infoHash: Buffer): Promise<IntroPointRecord[]>
 }
