@@ -1,0 +1,64 @@
+// Ed25519 verification on one core: the native batch verifier (native/ed25519) per signature for batches of 1, 8,
+// 32 and 64, against libsodium's single verify (sodium-native), which is what every signed IPv8 message cost before.
+// "one key" batches repeat a signer (its terms merge, as in a burst from one peer); "distinct keys" batches have a
+// signer per signature. Rates are per CPU-second of this process.
+import { loadavg } from 'node:os'
+import { batchVerifier, PrivateKey, type SignedItem, verifyBatch } from '../src/ipv8/index.js'
+
+const SIGNATURES = 4_096
+const MESSAGE_BYTES = 160
+
+function cpuMicros(): number {
+  const { user, system } = process.cpuUsage()
+  return user + system
+}
+
+function items(count: number, signers: number): SignedItem[] {
+  const keys = Array.from({ length: signers }, () => PrivateKey.generate())
+  return Array.from({ length: count }, (_, i) => {
+    const key = keys[i % signers] as PrivateKey
+    const message = Buffer.alloc(MESSAGE_BYTES, i & 0xff)
+    message.writeUInt32BE(i)
+    return {
+      key: key.publicKey,
+      data: Buffer.concat([message, key.sign(message)]),
+      signatureOffset: MESSAGE_BYTES,
+    }
+  })
+}
+
+function usPerSignature(batch: SignedItem[], run: (batch: SignedItem[]) => void): number {
+  const rounds = Math.ceil(SIGNATURES / batch.length)
+  for (let i = 0; i < Math.min(rounds, 20); i++) run(batch)
+  const start = cpuMicros()
+  for (let i = 0; i < rounds; i++) run(batch)
+  return (cpuMicros() - start) / (rounds * batch.length)
+}
+
+const batched = (batch: SignedItem[]): void => {
+  const valid = verifyBatch(batch)
+  if (!valid.every((v) => v)) throw new Error('a valid signature was rejected')
+}
+const single = (batch: SignedItem[]): void => {
+  for (const it of batch) {
+    const end = it.signatureOffset
+    if (!it.key.verify(it.data.subarray(0, end), it.data.subarray(end))) throw new Error('rejected')
+  }
+}
+
+console.log(
+  `ed25519 verify, us per signature on one core (${batchVerifier} batch verifier; load ${loadavg()[0]?.toFixed(2)})`,
+)
+for (const [label, signersOf] of [
+  ['one key', () => 1],
+  ['distinct keys', (n: number) => n],
+] as const) {
+  for (const size of [1, 8, 32, 64]) {
+    const batch = items(size, signersOf(size))
+    const ours = usPerSignature(batch, batched)
+    const theirs = usPerSignature(batch, single)
+    console.log(
+      `${label.padEnd(14)} batch ${String(size).padStart(2)}   batch ${ours.toFixed(1).padStart(5)} us   libsodium ${theirs.toFixed(1).padStart(5)} us   ratio ${(theirs / ours).toFixed(2)}x`,
+    )
+  }
+}

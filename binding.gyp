@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "ed25519_batch",
+      "sources": ["native/ed25519/addon.c", "native/ed25519/batch.c"],
+      "cflags": ["-O3", "-std=gnu11", "-fno-strict-aliasing"],
+      "cflags!": ["-O2"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-O3"] }
+    }
+  ]
+}

@@ -1,0 +1,403 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { type readSigned, verifySigned } from '../serialization/index.js'
+import { keyVectors, loadVectors } from '../testing/vectors.js'
+import { batchVerifier, nativeBatchForTests, type SignedItem, verifyBatch } from './batch.js'
+import { PrivateKey, PublicKey } from './keys.js'
+
+// --- a small, slow reference of the curve in BigInt (RFC 8032 section 5.1), to build the corner cases ---------
+const P = 2n ** 255n - 19n
+const L = 2n ** 252n + 27742317777372353535851937790883648493n
+const mod = (a: bigint, m = P): bigint => ((a % m) + m) % m
+const pow = (b: bigint, e: bigint, m = P): bigint => {
+  let r = 1n
+  let x = mod(b, m)
+  for (let k = e; k > 0n; k >>= 1n) {
+    if (k & 1n) r = (r * x) % m
+    x = (x * x) % m
+  }
+  return r
+}
+const inv = (a: bigint): bigint => pow(a, P - 2n)
+const D = mod(-121665n * inv(121666n))
+const SQRT_M1 = pow(2n, (P - 1n) / 4n)
+type Point = readonly [bigint, bigint, bigint, bigint]
+const IDENTITY: Point = [0n, 1n, 1n, 0n]
+function add(p: Point, q: Point): Point {
+  const a = mod((p[1] - p[0]) * (q[1] - q[0]))
+  const b = mod((p[1] + p[0]) * (q[1] + q[0]))
+  const c = mod(2n * p[3] * q[3] * D)
+  const d = mod(2n * p[2] * q[2])
+  const [e, f, g, h] = [b - a, d - c, d + c, b + a]
+  return [mod(e * f), mod(g * h), mod(f * g), mod(e * h)]
+}
+function mul(s: bigint, p: Point): Point {
+  let r = IDENTITY
+  let q = p
+  for (let k = s; k > 0n; k >>= 1n) {
+    if (k & 1n) r = add(r, q)
+    q = add(q, q)
+  }
+  return r
+}
+const leBytes = (n: bigint): Buffer => {
+  const out = Buffer.alloc(32)
+  for (let i = 0; i < 32; i++) out[i] = Number((n >> BigInt(8 * i)) & 0xffn)
+  return out
+}
+const leNumber = (b: Uint8Array): bigint => {
+  let n = 0n
+  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i] as number)
+  return n
+}
+function encode(p: Point): Buffer {
+  const zi = inv(p[2])
+  const x = mod(p[0] * zi)
+  const out = leBytes(mod(p[1] * zi))
+  out[31] = (out[31] as number) | (Number(x & 1n) << 7)
+  return out
+}
+function decode(s: Uint8Array): Point {
+  const y = leNumber(s) & (2n ** 255n - 1n)
+  const sign = (s[31] as number) >> 7
+  const u = mod(y * y - 1n)
+  const v = mod(D * y * y + 1n)
+  let x = mod(u * pow(v, 3n) * pow(u * pow(v, 7n), (P - 5n) / 8n))
+  if (mod(v * x * x) !== u) x = mod(x * SQRT_M1)
+  if (mod(v * x * x) !== u) throw new Error('not on the curve')
+  if (Number(x & 1n) !== sign) x = mod(-x)
+  return [x, y, 1n, mod(x * y)]
+}
+const BASE = decode(Buffer.from('5866666666666666666666666666666666666666666666666666666666666666', 'hex'))
+/** A point of order 8 (the canonical y of the order-8 points). */
+const T8 = decode(Buffer.from('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', 'hex'))
+const hashModL = (...parts: Uint8Array[]): bigint =>
+  mod(leNumber(createHash('sha512').update(Buffer.concat(parts)).digest()), L)
+const randomScalar = (): bigint => mod(leNumber(randomBytes(64)), L)
+
+/** A signature `R || S` by secret scalar `a` under the public point `publicPoint` (which need not be aB). */
+function signWith(a: bigint, publicEncoded: Buffer, message: Buffer, r = randomScalar()): Buffer {
+  const R = encode(mul(r, BASE))
+  const k = hashModL(R, publicEncoded, message)
+  return Buffer.concat([R, leBytes(mod(r + k * a, L))])
+}
+
+// --- helpers ----------------------------------------------------------------------------------------------------
+const CURVE_HALF = Buffer.alloc(32, 9)
+const keyOf = (verifyKey: Uint8Array): PublicKey => new PublicKey(CURVE_HALF, verifyKey)
+const item = (key: PublicKey, message: Uint8Array, signature: Uint8Array): SignedItem => ({
+  key,
+  data: Buffer.concat([message, signature]),
+  signatureOffset: message.length,
+})
+const libsodium = (it: SignedItem): boolean =>
+  it.key.verify(it.data.subarray(0, it.signatureOffset), it.data.subarray(it.signatureOffset))
+
+function goodItems(count: number, keys: PrivateKey[]): SignedItem[] {
+  const out: SignedItem[] = []
+  for (let i = 0; i < count; i++) {
+    const key = keys[i % keys.length] as PrivateKey
+    const message = randomBytes(i % 200)
+    out.push(item(key.publicKey, message, key.sign(message)))
+  }
+  return out
+}
+
+/** The native batch equation alone, without the libsodium fallback: true, false, or 'excluded' per the prechecks. */
+function nativeVerdict(items: SignedItem[]): { passed: boolean; included: boolean[] } {
+  const lib = nativeBatchForTests
+  if (lib === undefined) throw new Error('native verifier not loaded')
+  const keys: Uint8Array[] = []
+  const slots = new Map<PublicKey, number>()
+  const keyIndex = new Uint32Array(items.length)
+  items.forEach((it, i) => {
+    let slot = slots.get(it.key)
+    if (slot === undefined) {
+      const table = new Uint8Array(lib.KEY_BYTES)
+      lib.prepareKey(it.key.verifyKey, table)
+      slot = keys.push(table) - 1
+      slots.set(it.key, slot)
+    }
+    keyIndex[i] = slot
+  })
+  const status = new Uint8Array(items.length)
+  const passed = lib.verifyBatch(
+    items.map((it) => it.data),
+    Uint32Array.from(items.map((it) => it.signatureOffset)),
+    keyIndex,
+    keys,
+    status,
+  )
+  return { passed, included: [...status].map((s) => s === 1) }
+}
+
+const RFC8032 = [
+  {
+    seed: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+    publicKey: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+    message: '',
+    signature:
+      'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+  },
+  {
+    seed: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
+    publicKey: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c',
+    message: '72',
+    signature:
+      '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
+  },
+  {
+    seed: 'c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7',
+    publicKey: 'fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025',
+    message: 'af82',
+    signature:
+      '6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a',
+  },
+]
+
+describe('Ed25519 batch verification', () => {
+  it('uses the native batch verifier where the module is built', () => {
+    expect(batchVerifier).toBe('native')
+    expect(nativeBatchForTests).toBeDefined()
+  })
+
+  it('accepts the RFC 8032 test vectors in one batch and rejects each with a bit flipped', () => {
+    const items = RFC8032.map((v) => {
+      const key = new PrivateKey(Buffer.alloc(32, 1), Buffer.from(v.seed, 'hex'))
+      expect(key.publicKey.verifyKey.toString('hex')).toBe(v.publicKey)
+      const message = Buffer.from(v.message, 'hex')
+      // Ed25519 is deterministic: signing again reproduces the published signature
+      expect(key.sign(message).toString('hex')).toBe(v.signature)
+      return item(keyOf(Buffer.from(v.publicKey, 'hex')), message, Buffer.from(v.signature, 'hex'))
+    })
+    expect(verifyBatch(items)).toEqual([true, true, true])
+    expect(nativeVerdict(items).passed).toBe(true)
+    for (let bad = 0; bad < items.length; bad++) {
+      const mutated = items.map((it, i) => {
+        if (i !== bad) return it
+        const data = Buffer.from(it.data)
+        data[it.signatureOffset + 5] = (data[it.signatureOffset + 5] as number) ^ 0x10
+        return { ...it, data }
+      })
+      expect(verifyBatch(mutated)).toEqual(items.map((_, i) => i !== bad))
+    }
+  })
+
+  it('accepts the py-ipv8 key and packet vectors together', () => {
+    const keyItems = keyVectors().map((k) =>
+      item(
+        keyOf(Buffer.from(k.ed25519_verify_key, 'hex')),
+        Buffer.from(k.sign_message_hex, 'hex'),
+        Buffer.from(k.signature, 'hex'),
+      ),
+    )
+    const packets = loadVectors<{ vectors: Array<{ name: string; packet: string }> }>('packets').vectors
+    const packetItems: SignedItem[] = []
+    for (const v of packets) {
+      const data = Buffer.from(v.packet, 'hex')
+      let frame: ReturnType<typeof readSigned>
+      try {
+        frame = verifySigned(data)
+      } catch {
+        continue // an unsigned message
+      }
+      packetItems.push({ key: frame.publicKey, data, signatureOffset: frame.payloadEnd })
+    }
+    expect(keyItems.length).toBe(3)
+    expect(packetItems.length).toBeGreaterThanOrEqual(5)
+    const all = [...keyItems, ...packetItems]
+    expect(verifyBatch(all).every((v) => v)).toBe(true)
+    expect(nativeVerdict(all).passed).toBe(true)
+    // one byte of the payload of each signed packet changed: that packet alone fails
+    for (let bad = 0; bad < packetItems.length; bad++) {
+      const mutated = all.map((it, i) => {
+        if (i !== keyItems.length + bad) return it
+        const data = Buffer.from(it.data)
+        data[it.signatureOffset - 1] = (data[it.signatureOffset - 1] as number) ^ 1
+        return { ...it, data }
+      })
+      expect(verifyBatch(mutated)).toEqual(all.map((_, i) => i !== keyItems.length + bad))
+    }
+  })
+
+  it('accepts thousands of valid signatures in batches of every size from 1 to 64 and beyond', () => {
+    const keys = Array.from({ length: 40 }, () => PrivateKey.generate())
+    let total = 0
+    for (const size of [...Array.from({ length: 64 }, (_, i) => i + 1), 65, 100, 128, 129, 200]) {
+      // keys repeat within a batch (their terms merge) and also differ
+      const items = goodItems(size, keys.slice(0, 1 + (size % keys.length)))
+      expect(verifyBatch(items).every((v) => v)).toBe(true)
+      if (size >= 2 && size <= 64) expect(nativeVerdict(items).passed).toBe(true)
+      total += size
+    }
+    expect(total).toBeGreaterThan(2_500)
+  })
+
+  it('rejects every single-bit flip of R, S, the public key and the message, and only that signature', () => {
+    const signer = PrivateKey.generate()
+    const others = goodItems(7, [PrivateKey.generate(), PrivateKey.generate()])
+    const message = randomBytes(24)
+    const signature = signer.sign(message)
+    const verifyKey = signer.publicKey.verifyKey
+    let flips = 0
+    const check = (target: SignedItem): void => {
+      const items = [...others.slice(0, 3), target, ...others.slice(3)]
+      const verdict = verifyBatch(items)
+      expect(verdict[3]).toBe(false)
+      expect(verdict.filter((v) => v).length).toBe(7)
+      expect(libsodium(target)).toBe(false)
+      // the batch equation itself fails whenever the damaged signature got past the prechecks
+      const native = nativeVerdict(items)
+      if (native.included[3]) expect(native.passed).toBe(false)
+      flips += 1
+    }
+    for (let bit = 0; bit < 512; bit++) {
+      const s = Buffer.from(signature)
+      s[bit >> 3] = (s[bit >> 3] as number) ^ (1 << (bit & 7))
+      check(item(signer.publicKey, message, s))
+    }
+    for (let bit = 0; bit < 256; bit++) {
+      const k = Buffer.from(verifyKey)
+      k[bit >> 3] = (k[bit >> 3] as number) ^ (1 << (bit & 7))
+      check(item(keyOf(k), message, signature))
+    }
+    for (let bit = 0; bit < message.length * 8; bit++) {
+      const m = Buffer.from(message)
+      m[bit >> 3] = (m[bit >> 3] as number) ^ (1 << (bit & 7))
+      check(item(signer.publicKey, m, signature))
+    }
+    expect(flips).toBe(512 + 256 + 24 * 8)
+  })
+
+  it('rejects S >= L, which the cofactored equation alone would accept', () => {
+    const signer = PrivateKey.generate()
+    const message = randomBytes(32)
+    const signature = signer.sign(message)
+    const s = leNumber(signature.subarray(32))
+    for (const big of [s + L, s + 2n * L, L, 2n ** 256n - 1n]) {
+      const forged = item(signer.publicKey, message, Buffer.concat([signature.subarray(0, 32), leBytes(big)]))
+      const items = [...goodItems(5, [signer]), forged]
+      expect(verifyBatch(items)).toEqual([true, true, true, true, true, false])
+      expect(libsodium(forged)).toBe(false)
+      expect(nativeVerdict(items).included[5]).toBe(false)
+    }
+  })
+
+  it('rejects non-canonical encodings of y in R and in the key, as libsodium does', () => {
+    const signer = PrivateKey.generate()
+    const message = randomBytes(16)
+    const signature = signer.sign(message)
+    for (let v = 0n; v < 19n; v++) {
+      for (const sign of [0, 1]) {
+        const encoded = leBytes(P + v)
+        encoded[31] = (encoded[31] as number) | (sign << 7)
+        const badR = item(signer.publicKey, message, Buffer.concat([encoded, signature.subarray(32)]))
+        const badKey = item(keyOf(encoded), message, signature)
+        const items = [...goodItems(3, [signer]), badR, badKey]
+        expect(verifyBatch(items)).toEqual([true, true, true, false, false])
+        expect(libsodium(badR)).toBe(false)
+        expect(libsodium(badKey)).toBe(false)
+        const native = nativeVerdict(items)
+        expect(native.included.slice(3)).toEqual([false, false])
+        expect(native.passed).toBe(true)
+      }
+    }
+  })
+
+  it('rejects small-order keys and R even where the signature equation holds, as libsodium does', () => {
+    const smallOrder = Array.from({ length: 8 }, (_, i) => encode(mul(BigInt(i), T8)))
+    expect(new Set(smallOrder.map((e) => e.toString('hex'))).size).toBe(8)
+    for (const point of smallOrder) {
+      expect(encode(mul(8n, decode(point)))).toEqual(encode(IDENTITY))
+      for (const flipSign of [false, true]) {
+        const encoded = Buffer.from(point)
+        if (flipSign) encoded[31] = (encoded[31] as number) ^ 0x80
+        // key = a small-order point T, R = rB, S = r: valid (cofactorless) whenever [k]T = 0
+        let keyCase: SignedItem | undefined
+        for (let attempt = 0; attempt < 64 && keyCase === undefined; attempt++) {
+          const message = randomBytes(8)
+          const r = randomScalar()
+          const R = encode(mul(r, BASE))
+          if (hashModL(R, encoded, message) % 8n === 0n)
+            keyCase = item(keyOf(encoded), message, Buffer.concat([R, leBytes(r)]))
+        }
+        // R = a small-order point, S = k a: valid when [k]... R is the identity; otherwise only cofactored
+        const a = randomScalar()
+        const A = encode(mul(a, BASE))
+        const message = randomBytes(8)
+        const k = hashModL(encoded, A, message)
+        const rCase = item(keyOf(A), message, Buffer.concat([encoded, leBytes(mod(k * a, L))]))
+        const cases = keyCase === undefined ? [rCase] : [keyCase, rCase]
+        const signer = PrivateKey.generate()
+        const items = [...goodItems(4, [signer]), ...cases]
+        expect(verifyBatch(items)).toEqual([true, true, true, true, ...cases.map(() => false)])
+        for (const c of cases) expect(libsodium(c)).toBe(false)
+        const native = nativeVerdict(items)
+        expect(native.included.slice(4)).toEqual(cases.map(() => false))
+      }
+    }
+  })
+
+  it('accepts a signature whose key carries a deliberate order-8 component, where libsodium rejects it', () => {
+    // the documented difference: [8]-cofactored batch equation versus libsodium's cofactorless check
+    const a = randomScalar()
+    const torsioned = encode(add(mul(a, BASE), T8))
+    let differs = 0
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const message = randomBytes(12)
+      const signature = signWith(a, torsioned, message)
+      const target = item(keyOf(torsioned), message, signature)
+      const k = hashModL(signature.subarray(0, 32), torsioned, message)
+      const items = [...goodItems(3, [PrivateKey.generate()]), target]
+      const verdict = verifyBatch(items)
+      expect(verdict.slice(0, 3)).toEqual([true, true, true])
+      // libsodium accepts exactly when [k]T8 = 0; the batch accepts either way
+      expect(libsodium(target)).toBe(k % 8n === 0n)
+      expect(verdict[3]).toBe(true)
+      if (k % 8n !== 0n) differs += 1
+    }
+    expect(differs).toBeGreaterThan(0)
+  })
+
+  it('rejects exactly the one bad signature among 63 good ones, wherever it sits', () => {
+    const keys = Array.from({ length: 5 }, () => PrivateKey.generate())
+    for (const position of [0, 17, 31, 63]) {
+      const items = goodItems(64, keys)
+      const bad = items[position] as SignedItem
+      const data = Buffer.from(bad.data)
+      data[bad.signatureOffset + 40] = (data[bad.signatureOffset + 40] as number) ^ 4
+      items[position] = { ...bad, data }
+      expect(nativeVerdict(items).passed).toBe(false)
+      expect(verifyBatch(items)).toEqual(items.map((_, i) => i !== position))
+    }
+  })
+
+  it('agrees with libsodium on random and damaged inputs', () => {
+    const keys = Array.from({ length: 4 }, () => PrivateKey.generate())
+    let accepted = 0
+    let compared = 0
+    for (let round = 0; round < 60; round++) {
+      const items = goodItems(16, keys).map((it, i) => {
+        const mode = (round + i) % 4
+        if (mode === 0) return it
+        const data = Buffer.from(it.data)
+        if (mode === 1) {
+          // random signature bytes
+          randomBytes(64).copy(data, it.signatureOffset)
+        } else if (mode === 2) {
+          data[Math.floor(Math.random() * data.length)] = Math.floor(Math.random() * 256)
+        }
+        // mode 3: a random key (about half of all 32-byte strings are not on the curve)
+        return { ...it, data, key: mode === 3 ? keyOf(randomBytes(32)) : it.key }
+      })
+      const verdict = verifyBatch(items)
+      items.forEach((it, i) => {
+        expect(verdict[i]).toBe(libsodium(it))
+        if (verdict[i]) accepted += 1
+        compared += 1
+      })
+    }
+    expect(compared).toBe(960)
+    expect(accepted).toBeGreaterThanOrEqual(240)
+  })
+})

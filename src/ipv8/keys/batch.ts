@@ -1,0 +1,148 @@
+import { createRequire } from 'node:module'
+import { logger } from '../../common/index.js'
+import { type PublicKey, SIGNATURE_LENGTH } from './keys.js'
+
+const log = logger('ipv8:keys')
+
+/** The native Ed25519 batch verifier (`native/ed25519`), built by node-gyp into `build/Release`. */
+interface NativeBatch {
+  readonly KEY_BYTES: number
+  readonly MAX_BATCH: number
+  prepareKey(key: Uint8Array, out: Uint8Array): boolean
+  verifyBatch(
+    packets: readonly Uint8Array[],
+    ends: Uint32Array,
+    keyIndex: Uint32Array,
+    keys: readonly Uint8Array[],
+    status: Uint8Array,
+  ): boolean
+}
+
+// The same relative path from src/ipv8/keys and from dist/ipv8/keys.
+const NATIVE_PATH = '../../../build/Release/ed25519_batch.node'
+
+const native: NativeBatch | undefined = (() => {
+  try {
+    return createRequire(import.meta.url)(NATIVE_PATH) as NativeBatch
+  } catch (err) {
+    log.warn('native Ed25519 batch verification unavailable; verifying signatures one at a time', {
+      reason: err instanceof Error ? err.message : String(err),
+    })
+    return undefined
+  }
+})()
+
+/** @internal the native module itself, for tests of the batch equation without the libsodium fallback. */
+export const nativeBatchForTests: NativeBatch | undefined = native
+
+/** Which verifier {@link verifyBatch} uses: the native batch verifier, or single verifies. */
+export const batchVerifier: 'native' | 'single' = native === undefined ? 'single' : 'native'
+
+/** Signatures verified together at most; a longer list is split. */
+export const MAX_BATCH = 64
+
+/** One signed message: the signature lies at `data[signatureOffset, signatureOffset + 64)` and signs the bytes before it. */
+export interface SignedItem {
+  readonly key: PublicKey
+  readonly data: Uint8Array
+  readonly signatureOffset: number
+}
+
+// Prepared keys (decompressed point and its table of multiples), kept as long as the PublicKey lives: PublicKey
+// instances are themselves cached (bounded) by PublicKey.fromBin. `null` marks a key the verifier refuses.
+const prepared = new WeakMap<PublicKey, Uint8Array | null>()
+
+function preparedKey(lib: NativeBatch, key: PublicKey): Uint8Array | null {
+  let table = prepared.get(key)
+  if (table === undefined) {
+    table = new Uint8Array(lib.KEY_BYTES)
+    if (!lib.prepareKey(key.verifyKey, table)) table = null
+    prepared.set(key, table)
+  }
+  return table
+}
+
+/**
+ * Whether each item's Ed25519 signature is valid, checked as batches of up to {@link MAX_BATCH}: one random linear
+ * combination of all signature equations (RFC 8032 signatures, the batch equation of Bernstein et al.,
+ * "High-speed high-security signatures", with 128-bit random weights) costs far less than one verify each. A
+ * batch that fails is checked again one signature at a time with libsodium, so the answer for every item is
+ * libsodium's. Where a batch passes, the check is the cofactored equation `[8][S]B = [8]R + [8][k]A`, while
+ * libsodium checks `[S]B = R + [k]A`: the two differ only for a signature whose R or key carries a small-order
+ * component that the signer put there on purpose, which the batch accepts and libsodium rejects (never the other
+ * way round). Points of small order, non-canonical encodings and S >= L are rejected exactly as libsodium does.
+ * A single item, or a platform without the native module, takes the libsodium path.
+ *
+ * @example
+ * ```ts
+ * const valid = verifyBatch(packets.map((data) => ({ key, data, signatureOffset: data.length - 64 })))
+ * ```
+ */
+export function verifyBatch(items: readonly SignedItem[]): boolean[] {
+  const out = new Array<boolean>(items.length)
+  const lib = native
+  if (lib === undefined || items.length < 2) {
+    for (let i = 0; i < items.length; i++) out[i] = verifyOne(items[i] as SignedItem)
+    return out
+  }
+  for (let start = 0; start < items.length; start += MAX_BATCH) {
+    verifyChunk(lib, items, start, Math.min(items.length, start + MAX_BATCH), out)
+  }
+  return out
+}
+
+function verifyOne(item: SignedItem): boolean {
+  const end = item.signatureOffset
+  if (end < 0 || end + SIGNATURE_LENGTH > item.data.length) return false
+  return item.key.verify(item.data.subarray(0, end), item.data.subarray(end, end + SIGNATURE_LENGTH))
+}
+
+function verifyChunk(
+  lib: NativeBatch,
+  items: readonly SignedItem[],
+  start: number,
+  end: number,
+  out: boolean[],
+): void {
+  const n = end - start
+  if (n === 1) {
+    out[start] = verifyOne(items[start] as SignedItem)
+    return
+  }
+  const packets: Uint8Array[] = []
+  const ends = new Uint32Array(n)
+  const keyIndex = new Uint32Array(n)
+  const keys: Uint8Array[] = []
+  const keySlots = new Map<PublicKey, number>()
+  const slotOf = new Int32Array(n)
+  let count = 0
+  for (let i = 0; i < n; i++) {
+    const item = items[start + i] as SignedItem
+    slotOf[i] = -1
+    out[start + i] = false
+    const offset = item.signatureOffset
+    if (offset < 0 || offset + SIGNATURE_LENGTH > item.data.length) continue
+    const table = preparedKey(lib, item.key)
+    if (table === null) continue
+    let slot = keySlots.get(item.key)
+    if (slot === undefined) {
+      slot = keys.length
+      keys.push(table)
+      keySlots.set(item.key, slot)
+    }
+    packets.push(item.data)
+    ends[count] = offset
+    keyIndex[count] = slot
+    slotOf[i] = count
+    count += 1
+  }
+  if (count === 0) return
+  const status = new Uint8Array(count)
+  const passed = lib.verifyBatch(packets, ends, keyIndex, keys, status)
+  for (let i = 0; i < n; i++) {
+    const slot = slotOf[i] as number
+    if (slot < 0 || status[slot] !== 1) continue
+    // a failed batch says only that some signature is bad: libsodium finds which
+    out[start + i] = passed || verifyOne(items[start + i] as SignedItem)
+  }
+}
