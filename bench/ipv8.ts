@@ -33,6 +33,11 @@ function cpuNow(): number {
   return (user + system) / 1e6
 }
 
+/** Resolves once the event loop has turned, after the batched signature check of the burst just received. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
 /** A socket that drops what it sends: the benchmark measures handling, not the kernel. */
 function nullSocket(host: string, port: number): DatagramSocket {
   const stats = emptyDatagramStats()
@@ -77,6 +82,8 @@ async function verifiedPerSecond(): Promise<number> {
   const from = { host: '127.0.1.1', port: 8090 }
   const start = cpuNow()
   for (const data of packets) endpoint.receive(data, from)
+  // signatures of a burst are checked together when the event loop turns: the time includes that
+  await nextTurn()
   const seconds = cpuNow() - start
   const handled = target.statistics.messages.get(PuncturePayload.msgId)?.packetsIn ?? 0
   await target.stop()
@@ -115,10 +122,12 @@ async function handledPerSecond(): Promise<{ perSec: number; wallPerSec: number;
     }
   }
   for (const [data, from] of packets.slice(0, 1000)) endpoint.receive(data, from)
+  await nextTurn()
   const sentBefore = socket.stats.packetsSent
   const start = cpuNow()
   const wallStart = performance.now()
   for (const [data, from] of packets) endpoint.receive(data, from)
+  await nextTurn()
   const seconds = cpuNow() - start
   const wallSeconds = (performance.now() - wallStart) / 1000
   const responses = socket.stats.packetsSent - sentBefore

@@ -1,6 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import type { SocketAddress } from '../../net/index.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { type DatagramSocket, emptyDatagramStats, type SocketAddress } from '../../net/index.js'
 import { EdgeWalk, RandomWalk } from '../discovery/index.js'
+import { Ipv8Endpoint } from '../endpoint/index.js'
+import { PrivateKey } from '../keys/index.js'
 import { payload, signedPacket } from '../serialization/index.js'
 import { OverlayTestNetwork } from '../testing/harness.js'
 import {
@@ -314,5 +316,72 @@ describe('RequestCache', () => {
     cache.close()
     clock.advance(100)
     expect(timedOut).toEqual(['b'])
+  })
+})
+
+/** A socket that drops what it sends; tests hand datagrams to the endpoint directly. */
+function silentSocket(): DatagramSocket {
+  const stats = emptyDatagramStats()
+  return {
+    local: { host: '127.0.0.1', port: 8090 },
+    stats,
+    send: () => {},
+    onMessage: () => () => {},
+    close: () => Promise.resolve(),
+  }
+}
+
+describe('Community signature batches', () => {
+  const burst = async (signatureBatch?: number) => {
+    const endpoint = new Ipv8Endpoint({ socket: silentSocket() }, { rateLimit: false })
+    const community = new HelloCommunity(
+      { endpoint, key: PrivateKey.generate() },
+      {
+        strategies: () => [],
+        bootstrap: { publicNetwork: false },
+        ...(signatureBatch !== undefined && { signatureBatch }),
+      },
+    )
+    await community.start()
+    const sender = PrivateKey.generate()
+    const packets = Array.from({ length: 20 }, (_, i) =>
+      signedPacket(community.prefix, Hello, { text: `${i}` }, sender, BigInt(i + 1)),
+    )
+    const forged = packets[7] as Buffer
+    forged[forged.length - 3] = (forged[forged.length - 3] as number) ^ 1
+    for (const packet of packets) endpoint.receive(packet, { host: '127.0.0.2', port: 8090 })
+    return { endpoint, community }
+  }
+  const expected = Array.from({ length: 20 }, (_, i) => `${i}`).filter((t) => t !== '7')
+
+  it('verifies a burst as one batch: the bad signature is dropped and counted, its neighbours handled in order', async () => {
+    const { community } = await burst()
+    // the first message of the burst is handled at once, the others wait for their batch
+    expect(community.received.length).toBe(1)
+    await vi.waitFor(() => expect(community.received.length).toBe(19))
+    expect(community.received.map((m) => m.text)).toEqual(expected)
+    expect(community.statistics.dropped.badSignature).toBe(1)
+    expect(community.statistics.dropped.malformed).toBe(0)
+    expect(community.statistics.messages.get(Hello.msgId)?.packetsIn).toBe(20)
+    await community.stop()
+  })
+
+  it('handles the queued signed messages before a later unsigned one, and on stop', async () => {
+    const { endpoint, community } = await burst()
+    const received = community.received.length
+    expect(received).toBe(1)
+    // an unknown message id from the same burst flushes the queue first
+    endpoint.receive(Buffer.concat([community.prefix, Buffer.from([77])]), { host: '127.0.0.2', port: 8090 })
+    expect(community.received.map((m) => m.text)).toEqual(expected)
+    expect(community.statistics.dropped).toMatchObject({ badSignature: 1, unknownMessage: 1 })
+    await community.stop()
+  })
+
+  it('verifies each message as it arrives with a batch size of 1', async () => {
+    const { endpoint, community } = await burst(1)
+    expect(community.received.map((m) => m.text)).toEqual(expected)
+    expect(community.statistics.dropped.badSignature).toBe(1)
+    expect(endpoint.stats.drops.rejected).toBe(1)
+    await community.stop()
   })
 })

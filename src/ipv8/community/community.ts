@@ -4,7 +4,7 @@ import type { DatagramTransport, SocketAddress } from '../../net/index.js'
 import { RandomWalk, type WalkStrategy } from '../discovery/strategies.js'
 import { type Ipv8Endpoint, type RateLimit, SourceRateLimiter } from '../endpoint/index.js'
 import { Ipv8Error } from '../errors.js'
-import type { PrivateKey } from '../keys/index.js'
+import { type PrivateKey, verifyBatch } from '../keys/index.js'
 import {
   communityPrefix,
   type FrameOptions,
@@ -13,9 +13,11 @@ import {
   NO_ADDRESS,
   type PayloadSchema,
   PREFIX_LENGTH,
+  readSigned,
   readUnsigned,
   signedPacket,
   unsignedPacket,
+  type VerifiedFrame,
   verifySigned,
 } from '../serialization/index.js'
 import { ipv4OrNone, isLanHost, isLoopback, isNoAddress, lanAddressOf, sameAddress } from './addresses.js'
@@ -82,6 +84,13 @@ export interface CommunitySettings {
    * 2 000), so a flooding host cannot spend our CPU on verifications; `false` for no limit.
    */
   signedRateLimit?: RateLimit | false
+  /**
+   * Signed messages of one burst whose signatures are checked together (default 64). The first signed message
+   * after a quiet moment is verified and handled at once; those that follow it before the event loop turns are
+   * queued, verified as one batch (when the queue is full, when another kind of message arrives, or when the
+   * loop turns) and then handled in arrival order. 1 verifies each message as it arrives.
+   */
+  signatureBatch?: number
 }
 
 /** Where a message came from and how it was framed. */
@@ -149,8 +158,17 @@ export interface CommunityStatistics {
 
 type Route = (data: Buffer, source: SocketAddress) => boolean | undefined
 
+/** A signed datagram waiting for the batched check of its burst's signatures. */
+interface PendingSigned {
+  readonly data: Buffer
+  readonly source: SocketAddress
+  readonly frame: VerifiedFrame
+  readonly deliver: (frame: VerifiedFrame, data: Buffer, source: SocketAddress) => boolean
+}
+
 const log = logger('ipv8:community')
 const DEFAULT_SIGNED_RATE_LIMIT: RateLimit = { packetsPerSec: 1_000, burst: 2_000 }
+const DEFAULT_SIGNATURE_BATCH = 64
 /** How long the interface lookup behind a wildcard bind's LAN address is reused. */
 const LAN_ADDRESS_TTL_MS = 5_000
 
@@ -200,6 +218,12 @@ export class Community implements Service {
   readonly #names = new Map<number, string>()
   readonly #dropped = { malformed: 0, badSignature: 0, unknownMessage: 0, handlerError: 0, rateLimited: 0 }
   readonly #signedLimiter: SourceRateLimiter | undefined
+  readonly #signatureBatch: number
+  /** Message ids with a signed handler. */
+  readonly #signedIds: boolean[] = new Array(256).fill(false)
+  #pending: PendingSigned[] = []
+  /** Whether a signed message was handled since the event loop last turned (later ones join a batch). */
+  #inBurst = false
   readonly #settings: CommunitySettings
   readonly #nodeBootstrap: BootstrapOptions
   /** Whether old-style introduction-requests may start with `"Y" || mid` (DiscoveryCommunity). */
@@ -229,6 +253,7 @@ export class Community implements Service {
     this.#settings = settings
     const signedLimit = settings.signedRateLimit ?? DEFAULT_SIGNED_RATE_LIMIT
     this.#signedLimiter = signedLimit === false ? undefined : new SourceRateLimiter(signedLimit, this.clock)
+    this.#signatureBatch = Math.max(1, Math.floor(settings.signatureBatch ?? DEFAULT_SIGNATURE_BATCH))
     this.#nodeBootstrap = {
       ...(deps.publicNetwork !== undefined && { publicNetwork: deps.publicNetwork }),
       ...(deps.bootstrapAddresses !== undefined && { addresses: deps.bootstrapAddresses }),
@@ -371,6 +396,8 @@ export class Community implements Service {
 
   /** Stops every task and pending request and leaves the endpoint. */
   async stop(): Promise<void> {
+    // messages that arrived before the stop are handled, not lost in the queue
+    this.#flushSigned()
     this.#running = false
     this.#stopped.abort()
     this.requestCache.close()
@@ -548,18 +575,7 @@ export class Community implements Service {
    */
   addSignedHandler<T>(schema: PayloadSchema<T>, handler: SignedHandler<T>, opts: FrameOptions = {}): void {
     this.#names.set(schema.msgId, schema.name)
-    this.#route(schema.msgId, (data, source) => {
-      if (this.#signedLimiter !== undefined && !this.#signedLimiter.admit(source.host)) {
-        this.#dropped.rateLimited += 1
-        return false
-      }
-      let frame: ReturnType<typeof verifySigned>
-      try {
-        frame = verifySigned(data, opts)
-      } catch (err) {
-        this.#countDecodeError(err)
-        return false
-      }
+    const deliver = (frame: VerifiedFrame, data: Buffer, source: SocketAddress): boolean => {
       let payload: T
       try {
         payload = schema.decode(data, frame.payloadStart, frame.payloadEnd)
@@ -579,7 +595,74 @@ export class Community implements Service {
         this.#handlerFailed(err)
       }
       return true
+    }
+    this.#route(schema.msgId, (data, source) => {
+      if (this.#signedLimiter !== undefined && !this.#signedLimiter.admit(source.host)) {
+        this.#dropped.rateLimited += 1
+        return false
+      }
+      if (!this.#inBurst || this.#signatureBatch === 1) {
+        let frame: VerifiedFrame
+        try {
+          frame = verifySigned(data, opts)
+        } catch (err) {
+          this.#countDecodeError(err)
+          return false
+        }
+        if (this.#signatureBatch > 1) this.#startBurst()
+        return deliver(frame, data, source)
+      }
+      let frame: VerifiedFrame
+      try {
+        frame = readSigned(data, opts)
+      } catch (err) {
+        this.#countDecodeError(err)
+        return false
+      }
+      // the verdict comes with the batch: a bad signature is counted as badSignature then
+      this.#pending.push({ data, source, frame, deliver })
+      if (this.#pending.length >= this.#signatureBatch) this.#flushSigned()
+      return true
     })
+    this.#signedIds[schema.msgId] = true
+  }
+
+  /** Marks a burst of signed messages until the event loop turns (or a manual clock moves), then ends it. */
+  #startBurst(): void {
+    this.#inBurst = true
+    const end = (): void => {
+      this.#inBurst = false
+      this.#flushSigned()
+    }
+    if (this.clock === systemClock) setImmediate(end)
+    else this.clock.setTimeout(end, 0)
+  }
+
+  /** Verifies the queued signed messages as one batch and handles the valid ones in arrival order. */
+  #flushSigned(): void {
+    const batch = this.#pending
+    if (batch.length === 0) return
+    this.#pending = []
+    let valid: boolean[]
+    try {
+      valid = verifyBatch(
+        batch.map((p) => ({ key: p.frame.publicKey, data: p.data, signatureOffset: p.frame.payloadEnd })),
+      )
+    } catch (err) {
+      // the native verifier refused its input (it never should): nothing is accepted unchecked
+      log.debug('batch verification failed', { err })
+      valid = batch.map((p) =>
+        p.frame.publicKey.verify(p.data.subarray(0, p.frame.payloadEnd), p.data.subarray(p.frame.payloadEnd)),
+      )
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i] as PendingSigned
+      if (valid[i] !== true) {
+        this.#dropped.badSignature += 1
+        continue
+      }
+      p.deliver(p.frame, p.data, p.source)
+    }
   }
 
   /** Handles message `schema.msgId` as an unsigned message (`prefix || id || [Q global time] || payload`). */
@@ -655,6 +738,8 @@ export class Community implements Service {
   onPacket(data: Buffer, source: SocketAddress): boolean {
     if (data.length <= PREFIX_LENGTH) return false
     const msgId = data[MSG_ID_OFFSET] as number
+    // messages are handled in arrival order: signed ones queued for their batch go first
+    if (this.#pending.length > 0 && !this.#signedIds[msgId]) this.#flushSigned()
     const route = this.#routes[msgId]
     if (route === undefined) {
       if (DEPRECATED_MESSAGE_IDS.has(msgId)) return true

@@ -14,6 +14,7 @@ export {
   MSG_ID_OFFSET,
   PREFIX_LENGTH,
   PROTOCOL_VERSION,
+  readSigned,
   readUnsigned,
   signedPacket,
   type UnsignedFrame,
