@@ -88,7 +88,9 @@ export interface CommunitySettings {
    * Signed messages of one burst whose signatures are checked together (default 64). The first signed message
    * after a quiet moment is verified and handled at once; those that follow it before the event loop turns are
    * queued, verified as one batch (when the queue is full, when another kind of message arrives, or when the
-   * loop turns) and then handled in arrival order. 1 verifies each message as it arrives.
+   * loop turns) and then handled in arrival order. A bad signature found in a batch counts as
+   * `dropped.badSignature` like any other; the endpoint, which handed the datagram on before the verdict, does not
+   * count it as rejected. 1 verifies each message as it arrives.
    */
   signatureBatch?: number
 }
