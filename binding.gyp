@@ -6,6 +6,13 @@
       "cflags": ["-O3", "-std=gnu11", "-fno-strict-aliasing"],
       "cflags!": ["-O2"],
       "xcode_settings": { "OTHER_CFLAGS": ["-O3"] }
+    },
+    {
+      "target_name": "udp",
+      "conditions": [
+        ["OS=='linux'", {"sources": ["native/udp/udp.c"]}, {"sources": ["native/udp/unsupported.c"]}]
+      ],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     }
   ]
 }

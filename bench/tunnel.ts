@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { type Circuit, circuitDatagramSocket, PEER_FLAG_EXIT_BT, TunnelCommunity } from '../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../src/ipv8/testing/harness.js'
-import { udpTransport } from '../src/net/index.js'
+import { batchedUdpTransport, nativeUdpStatus } from '../src/net/index.js'
 
 const PAYLOAD_BYTES = 1024
 const WINDOW = 512
@@ -99,7 +99,7 @@ interface Sink {
 }
 
 async function startSink(): Promise<Sink & { close(): Promise<void> }> {
-  const socket = await udpTransport.bind({ host: '127.0.0.90', port: 0 })
+  const socket = await batchedUdpTransport.bind({ host: '127.0.0.90', port: 0 })
   const ack = Buffer.alloc(8)
   let received = 0
   socket.onMessage((_data, from) => {
@@ -131,7 +131,7 @@ const net = await OverlayTestNetwork.create(
       exitBindHost: host(i),
     }),
   // the endpoints keep their default flood limit: circuit cells from a circuit's neighbours are not counted
-  { transport: udpTransport, hostOf: host },
+  { transport: batchedUdpTransport, hostOf: host },
 )
 const sink = await startSink()
 interface PyResult {

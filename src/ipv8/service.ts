@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { type Clock, logger, type Service, systemClock } from '../common/index.js'
 import {
+  batchedUdpTransport,
   type DatagramSocket,
   type DatagramTransport,
   type SocketAddress,
@@ -206,7 +207,8 @@ export class Ipv8Service implements Service {
   }
 
   async #bind(): Promise<DatagramSocket> {
-    const transport = this.#opts.transport ?? udpTransport
+    // the endpoint carries every tunnel cell: the batched socket when the native addon is there
+    const transport = this.#opts.transport ?? batchedUdpTransport
     const host = this.#deps.config.getString('ipv8', 'address') || '0.0.0.0'
     const configured = this.#opts.port ?? this.#deps.config.getNumber('dispersy', 'port')
     if (configured >= 0 && configured <= 65535) return transport.bind({ host, port: configured })

@@ -1,6 +1,11 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { logger, TypedEmitter } from '../../common/index.js'
-import { type DatagramTransport, formatAddress, type SocketAddress, udpTransport } from '../../net/index.js'
+import {
+  batchedUdpTransport,
+  type DatagramTransport,
+  formatAddress,
+  type SocketAddress,
+} from '../../net/index.js'
 import {
   Community,
   type CommunityDeps,
@@ -182,7 +187,7 @@ export class TunnelCommunity extends Community {
   constructor(deps: TunnelCommunityDeps, options: TunnelCommunityOptions = {}) {
     super(deps, options.communityId ?? TUNNEL_COMMUNITY_ID, options)
     this.settings = { ...DEFAULT_TUNNEL_SETTINGS, ...options.tunnel }
-    this.#exitTransport = deps.exitTransport ?? udpTransport
+    this.#exitTransport = deps.exitTransport ?? batchedUdpTransport
     this.#exitBindHost = options.exitBindHost ?? '0.0.0.0'
     this.#exitLookup = deps.exitLookup ?? systemExitLookup
     const slots = this.settings.relaySlots
