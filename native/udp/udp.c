@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,9 +22,17 @@
 #define SLOT_BYTES 65536
 // Per datagram in the metadata arrays shared with JS: offset, length, family, port, address words 0-3.
 #define META_INTS 8
-#define MAX_BATCH 1024
+// Receive messages per recvmmsg at most, and datagrams per flush.
+#define MAX_BATCH 256
 // Batches read per readable wake before other handles of the loop get their turn.
 #define MAX_ROUNDS 4
+// UDP segmentation offload: a run of same-size datagrams to one address leaves as one message (UDP_SEGMENT)
+// and a receiving socket with UDP_GRO gets such runs whole; either way the stack is crossed once per run.
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65000
+// Segments one received message may carry (the kernel's UDP_MAX_SEGMENTS is at most 128).
+#define GRO_MAX_SEGMENTS 128
+#define CTL_BYTES 64
 #define PENDING_MAX_PACKETS 4096
 #define PENDING_MAX_BYTES (8 * 1024 * 1024)
 
@@ -44,6 +53,8 @@ enum {
   C_RECV_TRUNCATED,
   C_PENDING,
   C_SENDMMSG_CALLS,
+  C_SEND_COALESCED,
+  C_RECV_COALESCED,
   C_COUNT
 };
 
@@ -65,6 +76,9 @@ typedef struct {
   int handle_closed;
   int finalized;
   int teardown;
+  // fault injection for tests: this many sendmmsg calls act as if the kernel's send buffer were full
+  int refuse_sends;
+  int gso;
   napi_ref on_batch;
   napi_ref on_close;
   napi_ref arrays[4];
@@ -81,6 +95,11 @@ typedef struct {
   struct mmsghdr *smsgs;
   struct iovec *siov;
   struct sockaddr_storage *saddr;
+  struct mmsghdr *gmsgs;
+  struct iovec *giov;
+  uint8_t *gctl;
+  uint8_t *rctl;
+  int *gsegs;
   pending_t *pending;
   uint32_t pend_head;
   uint32_t pend_len;
@@ -109,6 +128,16 @@ static void throw_errno(napi_env env, int err, const char *what) {
 
 static int is_retry(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS; }
 
+static int send_batch(sock_t *s, struct mmsghdr *msgs, unsigned n) {
+  s->counters[C_SENDMMSG_CALLS] += 1;
+  if (s->refuse_sends > 0) {
+    s->refuse_sends -= 1;
+    errno = EAGAIN;
+    return -1;
+  }
+  return sendmmsg(s->fd, msgs, n, 0);
+}
+
 static void free_buffers(sock_t *s) {
   free(s->slab);
   free(s->rmsgs);
@@ -117,6 +146,11 @@ static void free_buffers(sock_t *s) {
   free(s->smsgs);
   free(s->siov);
   free(s->saddr);
+  free(s->gmsgs);
+  free(s->giov);
+  free(s->gctl);
+  free(s->rctl);
+  free(s->gsegs);
   if (s->pending != NULL) {
     for (uint32_t i = 0; i < s->pend_len; i++) free(s->pending[(s->pend_head + i) % PENDING_MAX_PACKETS].data);
     free(s->pending);
@@ -128,6 +162,11 @@ static void free_buffers(sock_t *s) {
   s->smsgs = NULL;
   s->siov = NULL;
   s->saddr = NULL;
+  s->gmsgs = NULL;
+  s->giov = NULL;
+  s->gctl = NULL;
+  s->rctl = NULL;
+  s->gsegs = NULL;
   s->pending = NULL;
   s->pend_len = 0;
 }
@@ -214,10 +253,87 @@ static void pend(sock_t *s, const uint8_t *data, uint32_t len, const struct sock
   s->counters[C_PENDING] = s->pend_len;
 }
 
+// Sends `n` datagrams (one message each in `flat`) in as few messages as possible: consecutive ones to the same
+// address whose bytes follow each other and that have the same size (the last of a run may be shorter) become
+// one UDP_SEGMENT message. Returns how many datagrams left or failed for good (counted); it stops early only
+// when the kernel pushes back.
+static int transmit(sock_t *s, struct mmsghdr *flat, int n) {
+  int done = 0;
+  int plain_until = 0; // datagrams before this index go one per message (their run was refused as one)
+  while (done < n) {
+    int g = 0;
+    int i = done;
+    while (i < n && g < MAX_BATCH) {
+      struct msghdr *h = &flat[i].msg_hdr;
+      size_t seg = h->msg_iov->iov_len;
+      size_t total = seg;
+      int k = 1;
+      if (s->gso && i >= plain_until && seg > 0) {
+        while (i + k < n && k < GSO_MAX_SEGMENTS) {
+          struct msghdr *x = &flat[i + k].msg_hdr;
+          size_t len = x->msg_iov->iov_len;
+          if (len == 0 || len > seg || total + len > GSO_MAX_BYTES) break;
+          if ((uint8_t *)x->msg_iov->iov_base != (uint8_t *)h->msg_iov->iov_base + total) break;
+          if (x->msg_namelen != h->msg_namelen || memcmp(x->msg_name, h->msg_name, h->msg_namelen) != 0) break;
+          total += len;
+          k += 1;
+          if (len < seg) break;
+        }
+      }
+      struct msghdr *o = &s->gmsgs[g].msg_hdr;
+      s->giov[g].iov_base = h->msg_iov->iov_base;
+      s->giov[g].iov_len = total;
+      o->msg_name = h->msg_name;
+      o->msg_namelen = h->msg_namelen;
+      o->msg_iov = &s->giov[g];
+      o->msg_iovlen = 1;
+      o->msg_flags = 0;
+      if (k > 1) {
+        uint8_t *ctl = s->gctl + (size_t)g * CTL_BYTES;
+        memset(ctl, 0, CTL_BYTES);
+        o->msg_control = ctl;
+        o->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(o);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t size = (uint16_t)seg;
+        memcpy(CMSG_DATA(cm), &size, sizeof size);
+      } else {
+        o->msg_control = NULL;
+        o->msg_controllen = 0;
+      }
+      s->gsegs[g] = k;
+      g += 1;
+      i += k;
+    }
+    int r = send_batch(s, s->gmsgs, (unsigned)g);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (is_retry(errno)) return done;
+      if (s->gsegs[0] > 1) {
+        // the run as one message was refused (a segment above the path MTU, no checksum offload): send its
+        // datagrams one by one, and stop segmenting on this socket if the device cannot do it at all
+        if (errno == EIO || errno == EOPNOTSUPP || errno == ENOPROTOOPT) s->gso = 0;
+        plain_until = done + s->gsegs[0];
+        continue;
+      }
+      s->counters[C_SEND_ERRORS] += 1; // failed for good (unreachable, too large, ...): skip it
+      done += 1;
+      continue;
+    }
+    for (int j = 0; j < r; j++) {
+      done += s->gsegs[j];
+      if (s->gsegs[j] > 1) s->counters[C_SEND_COALESCED] += s->gsegs[j];
+    }
+  }
+  return done;
+}
+
 // Sends queued datagrams until the queue is empty or the kernel pushes back; true when the queue is empty.
 static int drain(sock_t *s) {
   while (s->pend_len > 0) {
-    int n = (int)(s->pend_len < (uint32_t)s->batch ? s->pend_len : (uint32_t)s->batch);
+    int n = (int)(s->pend_len < MAX_BATCH ? s->pend_len : MAX_BATCH);
     for (int i = 0; i < n; i++) {
       pending_t *p = &s->pending[(s->pend_head + i) % PENDING_MAX_PACKETS];
       s->siov[i].iov_base = p->data;
@@ -230,14 +346,7 @@ static int drain(sock_t *s) {
       s->smsgs[i].msg_hdr.msg_controllen = 0;
       s->smsgs[i].msg_hdr.msg_flags = 0;
     }
-    s->counters[C_SENDMMSG_CALLS] += 1;
-    int r = sendmmsg(s->fd, s->smsgs, (unsigned)n, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (is_retry(errno)) break;
-      s->counters[C_SEND_ERRORS] += 1;
-      r = 1; // the first one failed for good: drop it and go on
-    }
+    int r = transmit(s, s->smsgs, n);
     for (int i = 0; i < r; i++) {
       pending_t *p = &s->pending[s->pend_head];
       s->pend_bytes -= p->len;
@@ -246,6 +355,7 @@ static int drain(sock_t *s) {
       s->pend_head = (s->pend_head + 1) % PENDING_MAX_PACKETS;
       s->pend_len -= 1;
     }
+    if (r < n) break;
   }
   s->counters[C_PENDING] = s->pend_len;
   return s->pend_len == 0;
@@ -259,6 +369,8 @@ static void receive(sock_t *s) {
     for (int i = 0; i < s->batch; i++) {
       s->rmsgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
       s->rmsgs[i].msg_hdr.msg_flags = 0;
+      s->rmsgs[i].msg_hdr.msg_control = s->rctl + (size_t)i * CTL_BYTES;
+      s->rmsgs[i].msg_hdr.msg_controllen = CTL_BYTES;
       s->rmsgs[i].msg_len = 0;
     }
     int n = recvmmsg(s->fd, s->rmsgs, (unsigned)s->batch, MSG_DONTWAIT, NULL);
@@ -271,15 +383,26 @@ static void receive(sock_t *s) {
     size_t total = 0;
     int kept = 0;
     for (int i = 0; i < n; i++) {
-      if (s->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      struct msghdr *h = &s->rmsgs[i].msg_hdr;
+      int segment = 0;
+      if (!(h->msg_flags & MSG_TRUNC)) {
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm != NULL; cm = CMSG_NXTHDR(h, cm))
+          if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) memcpy(&segment, CMSG_DATA(cm), sizeof segment);
+      }
+      uint32_t len = s->rmsgs[i].msg_len;
+      int segments = segment > 0 && len > (uint32_t)segment ? (int)((len + segment - 1) / segment) : 1;
+      if ((h->msg_flags & MSG_TRUNC) || segments > GRO_MAX_SEGMENTS) {
         s->counters[C_RECV_TRUNCATED] += 1;
+        s->gsegs[i] = -1;
         continue;
       }
-      total += s->rmsgs[i].msg_len;
-      kept += 1;
+      s->gsegs[i] = segments > 1 ? segment : 0; // the segment size of a coalesced run, else 0
+      if (segments > 1) s->counters[C_RECV_COALESCED] += segments;
+      total += len;
+      kept += segments;
     }
     s->counters[C_RECV_BATCHES] += 1;
-    s->counters[C_RECV_PACKETS] += n;
+    s->counters[C_RECV_PACKETS] += kept;
     if (kept > 0) {
       void *data = NULL;
       napi_value buffer;
@@ -290,15 +413,23 @@ static void receive(sock_t *s) {
       size_t offset = 0;
       int k = 0;
       for (int i = 0; i < n; i++) {
-        if (s->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+        if (s->gsegs[i] < 0) continue; // truncated or refused above
         uint32_t len = s->rmsgs[i].msg_len;
+        uint32_t segment = s->gsegs[i] > 0 ? (uint32_t)s->gsegs[i] : len;
         memcpy((uint8_t *)data + offset, s->slab + (size_t)i * SLOT_BYTES, len);
-        int32_t *meta = s->recv_meta + (size_t)k * META_INTS;
-        meta[0] = (int32_t)offset;
-        meta[1] = (int32_t)len;
-        read_addr(&s->raddr[i], meta);
+        int32_t *first = s->recv_meta + (size_t)k * META_INTS;
+        read_addr(&s->raddr[i], first);
+        uint32_t at = 0;
+        do {
+          int32_t *meta = s->recv_meta + (size_t)k * META_INTS;
+          if (meta != first) memcpy(meta + 2, first + 2, (META_INTS - 2) * sizeof *meta);
+          uint32_t part = len - at < segment ? len - at : segment;
+          meta[0] = (int32_t)(offset + at);
+          meta[1] = (int32_t)part;
+          at += part;
+          k += 1;
+        } while (at < len);
         offset += len;
-        k += 1;
       }
       napi_value argv[2], cb, global, result;
       argv[0] = buffer;
@@ -426,7 +557,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (batch < 1 || batch > MAX_BATCH) {
-    napi_throw_range_error(env, "EINVAL", "the batch size must be 1-1024");
+    napi_throw_range_error(env, "EINVAL", "the batch size must be 1-256");
     return NULL;
   }
   struct sockaddr_storage addr;
@@ -463,9 +594,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->fd = -1;
   void *ptr;
   size_t bytes;
-  if (!typed(env, argv[7], napi_int32_array, &ptr, &bytes, &s->arrays[0]) || bytes < (size_t)batch * META_INTS * 4) {
+  if (!typed(env, argv[7], napi_int32_array, &ptr, &bytes, &s->arrays[0]) ||
+      bytes < (size_t)batch * GRO_MAX_SEGMENTS * META_INTS * 4) {
     free(s);
-    napi_throw_type_error(env, "EINVAL", "recvMeta must be an Int32Array of batch * 8");
+    napi_throw_type_error(env, "EINVAL", "recvMeta must be an Int32Array of batch * 128 * 8");
     return NULL;
   }
   s->recv_meta = ptr;
@@ -475,9 +607,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   s->send_area = ptr;
-  if (!typed(env, argv[9], napi_int32_array, &ptr, &bytes, &s->arrays[2]) || bytes < (size_t)batch * META_INTS * 4) {
+  if (!typed(env, argv[9], napi_int32_array, &ptr, &bytes, &s->arrays[2]) || bytes < MAX_BATCH * META_INTS * 4) {
     free(s);
-    napi_throw_type_error(env, "EINVAL", "sendMeta must be an Int32Array of batch * 8");
+    napi_throw_type_error(env, "EINVAL", "sendMeta must be an Int32Array of 256 * 8");
     return NULL;
   }
   s->send_meta = ptr;
@@ -501,6 +633,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   if (broadcast) setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one);
+  // runs of datagrams arrive whole when the sender segments (older kernels refuse: then one by one)
+  setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&addr, addrlen) != 0) {
     int err = errno;
     close(fd);
@@ -533,12 +667,19 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->rmsgs = calloc((size_t)batch, sizeof *s->rmsgs);
   s->riov = calloc((size_t)batch, sizeof *s->riov);
   s->raddr = calloc((size_t)batch, sizeof *s->raddr);
-  s->smsgs = calloc((size_t)batch, sizeof *s->smsgs);
-  s->siov = calloc((size_t)batch, sizeof *s->siov);
-  s->saddr = calloc((size_t)batch, sizeof *s->saddr);
+  s->smsgs = calloc(MAX_BATCH, sizeof *s->smsgs);
+  s->siov = calloc(MAX_BATCH, sizeof *s->siov);
+  s->saddr = calloc(MAX_BATCH, sizeof *s->saddr);
+  s->gmsgs = calloc(MAX_BATCH, sizeof *s->gmsgs);
+  s->giov = calloc(MAX_BATCH, sizeof *s->giov);
+  s->gctl = calloc(MAX_BATCH, CTL_BYTES);
+  s->rctl = calloc((size_t)batch, CTL_BYTES);
+  s->gsegs = calloc(MAX_BATCH, sizeof *s->gsegs);
   s->pending = calloc(PENDING_MAX_PACKETS, sizeof *s->pending);
+  s->gso = 1;
   if (s->slab == NULL || s->rmsgs == NULL || s->riov == NULL || s->raddr == NULL || s->smsgs == NULL ||
-      s->siov == NULL || s->saddr == NULL || s->pending == NULL) {
+      s->siov == NULL || s->saddr == NULL || s->gmsgs == NULL || s->giov == NULL || s->gctl == NULL ||
+      s->rctl == NULL || s->gsegs == NULL || s->pending == NULL) {
     close(fd);
     free_buffers(s);
     free(s);
@@ -586,14 +727,16 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   sock_t *s = argc == 2 ? unwrap(env, argv[0]) : NULL;
   int32_t count = 0;
-  if (s == NULL || napi_get_value_int32(env, argv[1], &count) != napi_ok || count < 0 || count > s->batch) {
-    napi_throw_type_error(env, "EINVAL", "flush(handle, count) with 0 <= count <= batch");
+  if (s == NULL || napi_get_value_int32(env, argv[1], &count) != napi_ok || count < 0 || count > MAX_BATCH) {
+    napi_throw_type_error(env, "EINVAL", "flush(handle, count) with 0 <= count <= 256");
     return NULL;
   }
   if (s->closing) {
     s->counters[C_SEND_ERRORS] += count;
     return NULL;
   }
+  // datagrams already waiting go first (drain reuses the message arrays, so it runs before they are filled)
+  int queued_first = s->pend_len > 0 && !drain(s);
   int n = 0;
   for (int i = 0; i < count; i++) {
     const int32_t *meta = s->send_meta + (size_t)i * META_INTS;
@@ -615,22 +758,7 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
     hdr->msg_flags = 0;
     n += 1;
   }
-  int sent = 0;
-  if (s->pend_len > 0) drain(s);
-  if (s->pend_len == 0) {
-    while (sent < n) {
-      s->counters[C_SENDMMSG_CALLS] += 1;
-      int r = sendmmsg(s->fd, s->smsgs + sent, (unsigned)(n - sent), 0);
-      if (r > 0) {
-        sent += r;
-        continue;
-      }
-      if (errno == EINTR) continue;
-      if (is_retry(errno)) break;
-      s->counters[C_SEND_ERRORS] += 1; // this one failed for good (unreachable, too large, ...): skip it
-      sent += 1;
-    }
-  }
+  int sent = queued_first ? 0 : transmit(s, s->smsgs, n);
   if (sent < n) {
     // the kernel's buffer is full: keep the rest (bounded) until the socket is writable
     s->counters[C_SEND_BLOCKED] += 1;
@@ -660,17 +788,36 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// refuseSends(handle, count): the next `count` sendmmsg calls fail with EAGAIN without reaching the kernel, so
+// tests can drive the bounded queue on loopback, where the kernel never pushes back.
+static napi_value js_refuse_sends(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  sock_t *s = argc == 2 ? unwrap(env, argv[0]) : NULL;
+  int32_t count = 0;
+  if (s == NULL || napi_get_value_int32(env, argv[1], &count) != napi_ok || count < 0) {
+    napi_throw_type_error(env, "EINVAL", "refuseSends(handle, count) with count >= 0");
+    return NULL;
+  }
+  s->refuse_sends = count;
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"flush", NULL, js_flush, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"refuseSends", NULL, js_refuse_sends, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 4, props);
   napi_value value;
   napi_create_int32(env, MAX_BATCH, &value);
   napi_set_named_property(env, exports, "MAX_BATCH", value);
   napi_create_int32(env, C_COUNT, &value);
   napi_set_named_property(env, exports, "COUNTERS", value);
+  napi_create_int32(env, GRO_MAX_SEGMENTS, &value);
+  napi_set_named_property(env, exports, "MAX_SEGMENTS", value);
   return exports;
 }

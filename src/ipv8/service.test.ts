@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MemoryNetwork } from '../net/index.js'
+import { BatchedUdpSocket, MemoryNetwork } from '../net/index.js'
 import { Community, type CommunityDeps } from './community/index.js'
 import type { DiscoveryCommunity } from './discovery/index.js'
 import { Ipv8Service, parseBootstrap } from './service.js'
@@ -54,6 +55,23 @@ describe('Ipv8Service', () => {
     await service.stop()
     expect(service.overlays.every((o) => !o.running)).toBe(true)
     expect(service.statistics()).toEqual({})
+  })
+
+  it('binds its endpoint on the native batched UDP socket by default where a C compiler exists', async () => {
+    // CI builds the addon on `npm ci`; only a machine without a compiler may fall back to node:dgram
+    const compiler = spawnSync('cc', ['--version']).status === 0
+    const service = new Ipv8Service(
+      { config: config(), publicNetwork: false, paths: { keys: await keysDir() } },
+      { port: 0, bootstrap: [] },
+    )
+    await service.start()
+    try {
+      if (compiler) expect(service.socket).toBeInstanceOf(BatchedUdpSocket)
+      expect(service.address?.host).toBe('127.0.0.1')
+      expect(service.address?.port).toBeGreaterThan(0)
+    } finally {
+      await service.stop()
+    }
   })
 
   it('two services find each other through bootstrap_override', async () => {

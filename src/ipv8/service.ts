@@ -40,13 +40,13 @@ export interface Ipv8ServiceDeps {
 
 /** Options of an {@link Ipv8Service}. */
 export interface Ipv8ServiceOptions {
-  /** Where the socket comes from (default real UDP). */
+  /** Where the socket comes from (default real UDP: the native batched socket when its addon loads). */
   transport?: DatagramTransport
   /** UDP port; default `dispersy.port`, or 8090 (then any free port) when that is -1. */
   port?: number
   /** Bootstrap addresses; default `ipv8.bootstrap_override` (`host:port`). */
   bootstrap?: SocketAddress[]
-  /** Where tunnel exit sockets come from (default real UDP). */
+  /** Where tunnel exit sockets come from (default real UDP, batched as the endpoint's). */
   exitTransport?: DatagramTransport
 }
 
@@ -119,6 +119,11 @@ export class Ipv8Service implements Service {
   /** Our identity, once started. */
   get key(): PrivateKey | undefined {
     return this.#key
+  }
+
+  /** The endpoint's socket, once started. */
+  get socket(): DatagramSocket | undefined {
+    return this.#socket
   }
 
   /** The bound UDP address, once started. */

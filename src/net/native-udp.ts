@@ -15,10 +15,12 @@ import { udpTransport } from './udp.js'
 
 const log = logger('net:udp')
 
-/** Datagrams read per recvmmsg and sent per sendmmsg at most. */
-const BATCH = 64
+/** Messages read per recvmmsg (a message may carry a run of datagrams the kernel kept whole). */
+const BATCH = 32
+/** Datagrams queued at most before they are flushed early (the addon's limit). */
+const SEND_BATCH = 256
 /** Bytes of queued sends before they are flushed early; larger than the largest datagram. */
-const SEND_AREA_BYTES = 256 * 1024
+const SEND_AREA_BYTES = 512 * 1024
 /** Socket buffer size asked of the kernel, as for dgram sockets. */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 const META_INTS = 8
@@ -40,6 +42,8 @@ const C_RECV_ERRORS = 6
 const C_RECV_TRUNCATED = 7
 const C_PENDING = 8
 const C_SENDMMSG_CALLS = 9
+const C_SEND_COALESCED = 10
+const C_RECV_COALESCED = 11
 
 type Handle = object
 
@@ -59,7 +63,9 @@ interface NativeUdpModule {
   ): [Handle, string, number, number, number]
   flush(handle: Handle, count: number): void
   close(handle: Handle, onClosed: () => void): void
+  refuseSends(handle: Handle, count: number): void
   readonly COUNTERS: number
+  readonly MAX_SEGMENTS: number
 }
 
 /** Whether the native batched UDP socket loaded, and why not when it did not. */
@@ -116,6 +122,10 @@ export interface BatchedUdpStats {
   readonly sendDropped: number
   /** Datagrams waiting now. */
   readonly pending: number
+  /** Datagrams sent as part of a run in one segmented (UDP_SEGMENT) message. */
+  readonly sendCoalesced: number
+  /** Datagrams received as part of a run the kernel kept whole (UDP_GRO). */
+  readonly receiveCoalesced: number
   /** Datagrams too large for the receive slot (never on UDP), and receive errors. */
   readonly receiveErrors: number
 }
@@ -161,9 +171,9 @@ export class BatchedUdpSocket implements DatagramSocket {
   readonly #stats: DatagramStats = emptyDatagramStats()
   #localErrors = 0
   readonly #counters: Float64Array
-  readonly #recvMeta = new Int32Array(BATCH * META_INTS)
+  readonly #recvMeta: Int32Array
   readonly #sendArea = new Uint8Array(SEND_AREA_BYTES)
-  readonly #sendMeta = new Int32Array(BATCH * META_INTS)
+  readonly #sendMeta = new Int32Array(SEND_BATCH * META_INTS)
   #sendCount = 0
   #sendBytes = 0
   #flushQueued = false
@@ -182,6 +192,7 @@ export class BatchedUdpSocket implements DatagramSocket {
   constructor(mod: NativeUdpModule, host: string, port: number, broadcast: boolean) {
     this.#mod = mod
     this.#counters = new Float64Array(Math.max(16, mod.COUNTERS))
+    this.#recvMeta = new Int32Array(BATCH * mod.MAX_SEGMENTS * META_INTS)
     const [handle, boundHost, boundPort, receive, send] = mod.open(
       host,
       port,
@@ -218,6 +229,8 @@ export class BatchedUdpSocket implements DatagramSocket {
       sendQueued: c[C_SEND_QUEUED] ?? 0,
       sendDropped: c[C_SEND_DROPPED] ?? 0,
       pending: c[C_PENDING] ?? 0,
+      sendCoalesced: c[C_SEND_COALESCED] ?? 0,
+      receiveCoalesced: c[C_RECV_COALESCED] ?? 0,
       receiveErrors: (c[C_RECV_ERRORS] ?? 0) + (c[C_RECV_TRUNCATED] ?? 0),
     }
   }
@@ -266,7 +279,7 @@ export class BatchedUdpSocket implements DatagramSocket {
     this.#sendCount += 1
     this.#stats.bytesSent += length
     this.#stats.packetsSent += 1
-    if (this.#sendCount === BATCH) this.#flush()
+    if (this.#sendCount === SEND_BATCH) this.#flush()
     else if (!this.#flushQueued) {
       this.#flushQueued = true
       queueMicrotask(this.#flushTask)
@@ -278,6 +291,14 @@ export class BatchedUdpSocket implements DatagramSocket {
     return () => {
       this.#handlers = this.#handlers.filter((h) => h !== handler)
     }
+  }
+
+  /**
+   * Fault injection for tests: the next `count` sendmmsg calls fail as if the kernel's send buffer were full, so
+   * the bounded queue and the wait for writability run on loopback, where the kernel never pushes back.
+   */
+  refuseSendsForTesting(count: number): void {
+    this.#mod.refuseSends(this.#handle, count)
   }
 
   close(): Promise<void> {
