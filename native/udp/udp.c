@@ -79,6 +79,8 @@ typedef struct {
   // fault injection for tests: this many sendmmsg calls act as if the kernel's send buffer were full
   int refuse_sends;
   int gso;
+  // runs of datagrams this large or larger were refused as one message (above the path MTU): sent one by one
+  size_t gso_refused_size;
   napi_ref on_batch;
   napi_ref on_close;
   napi_ref arrays[4];
@@ -268,7 +270,7 @@ static int transmit(sock_t *s, struct mmsghdr *flat, int n) {
       size_t seg = h->msg_iov->iov_len;
       size_t total = seg;
       int k = 1;
-      if (s->gso && i >= plain_until && seg > 0) {
+      if (s->gso && i >= plain_until && seg > 0 && seg < s->gso_refused_size) {
         while (i + k < n && k < GSO_MAX_SEGMENTS) {
           struct msghdr *x = &flat[i + k].msg_hdr;
           size_t len = x->msg_iov->iov_len;
@@ -315,6 +317,8 @@ static int transmit(sock_t *s, struct mmsghdr *flat, int n) {
         // the run as one message was refused (a segment above the path MTU, no checksum offload): send its
         // datagrams one by one, and stop segmenting on this socket if the device cannot do it at all
         if (errno == EIO || errno == EOPNOTSUPP || errno == ENOPROTOOPT) s->gso = 0;
+        size_t seg = flat[done].msg_hdr.msg_iov->iov_len;
+        if (errno == EINVAL && seg < s->gso_refused_size) s->gso_refused_size = seg;
         plain_until = done + s->gsegs[0];
         continue;
       }
@@ -677,6 +681,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->gsegs = calloc(MAX_BATCH, sizeof *s->gsegs);
   s->pending = calloc(PENDING_MAX_PACKETS, sizeof *s->pending);
   s->gso = 1;
+  s->gso_refused_size = SIZE_MAX;
   if (s->slab == NULL || s->rmsgs == NULL || s->riov == NULL || s->raddr == NULL || s->smsgs == NULL ||
       s->siov == NULL || s->saddr == NULL || s->gmsgs == NULL || s->giov == NULL || s->gctl == NULL ||
       s->rctl == NULL || s->gsegs == NULL || s->pending == NULL) {
