@@ -92,7 +92,13 @@ async function verifiedPerSecond(): Promise<number> {
   return packets.length / seconds
 }
 
-async function handledPerSecond(): Promise<{ perSec: number; wallPerSec: number; responses: number }> {
+/**
+ * Introduction-requests handled per CPU-second. Each sender's requests come one after another (a burst from one
+ * peer), or, `interleaved`, the senders take turns, so every batch of signatures spans many keys.
+ */
+async function handledPerSecond(
+  interleaved = false,
+): Promise<{ perSec: number; wallPerSec: number; responses: number }> {
   const socket = nullSocket('127.0.0.1', 8090)
   const endpoint = new Ipv8Endpoint({ socket }, { rateLimit: false })
   const settings = {
@@ -120,6 +126,11 @@ async function handledPerSecond(): Promise<{ perSec: number; wallPerSec: number;
     for (let j = 0; j < REQUESTS / REQUESTERS; j++) {
       packets.push([sender.createIntroductionRequest(socket.local, false), address])
     }
+  }
+  if (interleaved) {
+    const perSender = REQUESTS / REQUESTERS
+    const turns = packets.map((_, k) => packets[(k % REQUESTERS) * perSender + Math.floor(k / REQUESTERS)])
+    packets.splice(0, packets.length, ...(turns as Array<[Buffer, SocketAddress]>))
   }
   for (const [data, from] of packets.slice(0, 1000)) endpoint.receive(data, from)
   await nextTurn()
@@ -257,7 +268,10 @@ function pythonReference(): { perSec: number; responses: number } | string {
 const crypto = cryptoPerSecond()
 const ceiling = 1 / (1 / crypto.verify + 1 / crypto.sign)
 const verified = await verifiedPerSecond()
+// a first full round warms the JIT up, so the order of the two measured rounds does not matter
+await handledPerSecond()
 const ours = await handledPerSecond()
+const oursInterleaved = await handledPerSecond(true)
 const rtt = await roundTrips()
 const theirs = pythonReference()
 const pct = (q: number): number => rtt[Math.min(rtt.length - 1, Math.floor(q * rtt.length))] ?? Number.NaN
@@ -278,12 +292,16 @@ console.log(
     `   ${Math.round((100 * ours.perSec) / ceiling)}% of the signature ceiling` +
     `   (wall clock ${Math.round(ours.wallPerSec).toLocaleString('en')} /s)`,
 )
+console.log(
+  `handled   tribler-ts ${Math.round(oursInterleaved.perSec).toLocaleString('en')} introduction-requests /s with the ${REQUESTERS} senders taking turns` +
+    `   ratio to target ${(oursInterleaved.perSec / TARGET_PER_SEC).toFixed(2)}x`,
+)
 if (typeof theirs === 'string') {
   console.log(theirs)
 } else {
   console.log(
     `handled   py-ipv8    ${Math.round(theirs.perSec).toLocaleString('en')} introduction-requests /s (${theirs.responses} datagrams sent back)` +
-      `   ratio tribler-ts / py-ipv8 ${(ours.perSec / theirs.perSec).toFixed(2)}x`,
+      `   ratio tribler-ts / py-ipv8 ${(ours.perSec / theirs.perSec).toFixed(2)}x (senders taking turns ${(oursInterleaved.perSec / theirs.perSec).toFixed(2)}x)`,
   )
 }
 console.log(
