@@ -116,8 +116,12 @@ static napi_value verify_batch(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+#ifndef ED_SUPPORTED
+  napi_throw_error(env, NULL, "ed25519: batch verification is not built for this platform");
+  return NULL;
+#endif
   if (!ed_init()) {
-    napi_throw_error(env, NULL, "ed25519: self-check of the base point failed");
+    napi_throw_error(env, NULL, "ed25519: the base point table could not be built");
     return NULL;
   }
   napi_value fn, value;

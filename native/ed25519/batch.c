@@ -1,7 +1,10 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "batch.h"
 
+#ifdef ED_SUPPORTED
+
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,13 +66,22 @@ static void to_niels_batch(ge_niels *out, const ge_ext *in, int count) {
   }
 }
 
-int ed_init(void) {
+static int b_table_ready = 0;
+static pthread_once_t b_table_once = PTHREAD_ONCE_INIT;
+
+static void build_b_table(void) {
   ge_ext b;
   ge_ext multiples[B_TABLE];
-  if (!ge_decompress(&b, B_ENCODED)) return 0;
+  if (!ge_decompress(&b, B_ENCODED)) return;
   odd_multiples(multiples, &b, B_TABLE);
   to_niels_batch(b_table, multiples, B_TABLE);
-  return 1;
+  b_table_ready = 1;
+}
+
+// Worker threads may load the module too: the table is built once and only read afterwards.
+int ed_init(void) {
+  pthread_once(&b_table_once, build_b_table);
+  return b_table_ready;
 }
 
 int ed_prepare_key(uint8_t *out, const uint8_t key[32]) {
@@ -276,3 +288,22 @@ int ed_verify_batch(const ed_item *items, size_t n, const uint8_t *const *keys, 
   }
   return ge_is_identity(&acc);
 }
+
+#else
+
+int ed_init(void) { return 0; }
+int ed_prepare_key(uint8_t *out, const uint8_t key[32]) {
+  (void)out;
+  (void)key;
+  return 0;
+}
+int ed_verify_batch(const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys, uint8_t *status) {
+  (void)items;
+  (void)n;
+  (void)keys;
+  (void)nkeys;
+  (void)status;
+  return -1;
+}
+
+#endif

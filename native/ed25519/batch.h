@@ -13,6 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The arithmetic needs unsigned __int128 and reads little-endian words straight from memory; OpenSSL's SHA-512
+// and random generator come from the Node binary, which exports them on Linux and macOS. Elsewhere the module
+// builds but refuses to load, and callers verify one signature at a time.
+#if defined(__SIZEOF_INT128__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+    !defined(_WIN32)
+#define ED_SUPPORTED 1
+#endif
+
 #define ED_MAX_BATCH 128
 // Window of a public key's table: 2^(A_WINDOW - 2) affine odd multiples.
 #define ED_A_WINDOW 6
@@ -37,7 +45,7 @@ int ed_prepare_key(uint8_t *out, const uint8_t key[32]);
 // -1 when memory or the random generator failed.
 int ed_verify_batch(const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys, uint8_t *status);
 
-// Module set-up (B's table); returns 0 on failure.
+// Module set-up (B's table, once per process); returns 0 on failure.
 int ed_init(void);
 
 #endif
