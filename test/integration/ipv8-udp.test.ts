@@ -1,5 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { Community, DiscoveryCommunity } from '../../src/ipv8/index.js'
+import {
+  Community,
+  type CommunityDeps,
+  DiscoveryCommunity,
+  Ipv8Endpoint,
+  PrivateKey,
+  payload,
+  signedPacket,
+} from '../../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
 import { udpTransport } from '../../src/net/index.js'
 
@@ -54,5 +62,45 @@ describe('IPv8 over real UDP on loopback', () => {
     const a = discovery.node(0).community
     await until(() => a.network.peersForService(ID.toString('hex')).length >= 2, 10_000)
     expect(a.network.peersForService(ID.toString('hex')).length).toBe(2)
+  })
+})
+
+const Note = payload(1, { text: 'varlenHutf8' })
+
+class NoteCommunity extends Community {
+  readonly notes: string[] = []
+  constructor(deps: CommunityDeps) {
+    super(deps, ID, { strategies: () => [], bootstrap: { publicNetwork: false }, signedRateLimit: false })
+    this.addSignedHandler(Note, (_peer, p) => this.notes.push(p.text))
+  }
+}
+
+describe('signature batches over real UDP on loopback', () => {
+  it('handles a burst of signed messages in order and drops and counts each forged one', async () => {
+    const [receiverSocket, senderSocket] = await Promise.all([
+      udpTransport.bind({ host: '127.0.0.41' }),
+      udpTransport.bind({ host: '127.0.0.42' }),
+    ])
+    const receiver = new NoteCommunity({
+      endpoint: new Ipv8Endpoint({ socket: receiverSocket }, { rateLimit: false }),
+      key: PrivateKey.generate(),
+    })
+    await receiver.start()
+    try {
+      const sender = PrivateKey.generate()
+      const expected: string[] = []
+      for (let i = 0; i < 120; i++) {
+        const packet = signedPacket(receiver.prefix, Note, { text: `note ${i}` }, sender, BigInt(i + 1))
+        if (i % 20 === 7) packet[packet.length - 1] = (packet[packet.length - 1] as number) ^ 0x40
+        else expected.push(`note ${i}`)
+        senderSocket.send(packet, receiverSocket.local)
+      }
+      await until(() => receiver.notes.length + receiver.statistics.dropped.badSignature >= 120, 10_000)
+      expect(receiver.notes).toEqual(expected)
+      expect(receiver.statistics.dropped.badSignature).toBe(6)
+    } finally {
+      await receiver.stop()
+      await Promise.all([receiverSocket.close(), senderSocket.close()])
+    }
   })
 })
