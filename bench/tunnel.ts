@@ -1,10 +1,11 @@
 // UDP payload throughput through tunnel circuits on loopback: a client and four exit nodes (which also relay),
-// each on its own 127.0.0.x address over real UDP, all in this one process. The client keeps a window of 1 KiB
-// datagrams in flight through a 1-hop and then a 3-hop circuit to a UDP sink, which acknowledges every 16th with
-// an 8-byte count through the same circuit. Payload MB/s counts datagrams the sink received; CPU s/GB is this
-// process's user + system time per GB of payload (every hop's work included, as all nodes share the process).
+// each on its own 127.0.0.x address over real UDP: first all in this one process (as py-ipv8's figure is taken),
+// then each exit node in a process of its own (bench/tunnel-node.ts), as on separate machines. The client keeps a
+// window of 1 KiB datagrams in flight through a 1-hop and then a 3-hop circuit to a UDP sink, which acknowledges
+// every 16th with an 8-byte count through the same circuit. Payload MB/s counts datagrams the sink received; CPU
+// s/GB is the user + system time of every process of the set-up per GB of payload (every hop's work included).
 // With PY_IPV8_DIR (py-ipv8 241d0c2), bench/py_ipv8_tunnel.py runs the same set-up in py-ipv8 afterwards.
-import { spawnSync } from 'node:child_process'
+import { type ChildProcess, fork, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
@@ -41,17 +42,22 @@ async function measure(
   client: TunnelCommunity,
   circuit: Circuit,
   sink: Sink,
+  cpuMicros: () => Promise<number>,
 ): Promise<{ mbPerSec: number; cpuSecPerGb: number; lost: number; bytes: number }> {
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61)
   payload.writeUInt32BE(0, 0) // a UDP tracker action 0: the exit's data checker lets it through
+  // the exit opens its socket on the first data and keeps only 10 datagrams meanwhile: open it before timing
+  sink.reset()
+  for (let i = 0; i < ACK_EVERY; i++) client.sendData(circuit, sink.address, payload)
+  await until(() => sink.received >= ACK_EVERY, 5_000)
   sink.reset()
   let sent = 0
   let acked = 0
   let lost = 0
   let lastProgress = performance.now()
   let done = false
+  const cpuStart = await cpuMicros()
   const start = performance.now()
-  const cpuStart = process.cpuUsage()
   const pump = (): void => {
     while (!done && sent - acked - lost < WINDOW) {
       sent += 1
@@ -79,7 +85,7 @@ async function measure(
   pump()
   await until(() => done, DURATION_MS + 5_000)
   const seconds = (performance.now() - start) / 1000
-  const cpu = process.cpuUsage(cpuStart)
+  const cpuSeconds = ((await cpuMicros()) - cpuStart) / 1e6
   const bytes = sink.received * PAYLOAD_BYTES
   clearInterval(sweeper)
   off()
@@ -89,7 +95,6 @@ async function measure(
     seen = sink.received
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  const cpuSeconds = (cpu.user + cpu.system) / 1e6
   return {
     mbPerSec: bytes / seconds / 1e6,
     cpuSecPerGb: cpuSeconds / (bytes / 1e9),
@@ -127,19 +132,6 @@ async function startSink(): Promise<Sink & { close(): Promise<void> }> {
   }
 }
 
-const net = await OverlayTestNetwork.create(
-  5,
-  (deps, i, bootstrap) =>
-    new TunnelCommunity(deps, {
-      walkIntervalMs: 100,
-      bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
-      tunnel: { exit: i > 0 },
-      exitBindHost: host(i),
-    }),
-  // the endpoints keep their default flood limit: circuit cells from a circuit's neighbours are not counted
-  { transport: batchedUdpTransport, hostOf: host },
-)
-const sink = await startSink()
 interface PyResult {
   hops: number
   mb_per_sec?: number
@@ -168,23 +160,89 @@ function pyIpv8(): Map<number, PyResult> | string {
   return results.size > 0 ? results : `py-ipv8 run failed: ${run.stderr.slice(-300)}`
 }
 
-const ours = new Map<number, Awaited<ReturnType<typeof measure>>>()
-try {
-  await net.startAll()
-  const client = net.node(0).community
-  if (!(await until(() => client.getCandidates(PEER_FLAG_EXIT_BT).length === 4, 30_000))) {
-    throw new Error('the client did not meet the four exits')
-  }
-  for (const hops of [1, 3]) {
-    const socket = circuitDatagramSocket(client, hops) // keeps circuits of this length wanted
-    const circuit = await client.circuit(hops, { timeoutMs: 30_000 })
-    ours.set(hops, await measure(client, circuit, sink))
-    await socket.close()
-  }
-} finally {
-  await net.stopAll()
-  await sink.close()
+type Result = Awaited<ReturnType<typeof measure>>
+const ownCpu = (): Promise<number> => {
+  const used = process.cpuUsage()
+  return Promise.resolve(used.user + used.system)
 }
+
+/** Asks a forked node for its CPU microseconds so far. */
+function childCpu(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('a node did not report its CPU')), 10_000)
+    const onMessage = (message: { cpu?: number }): void => {
+      if (message.cpu === undefined) return
+      clearTimeout(timer)
+      child.off('message', onMessage)
+      resolve(message.cpu)
+    }
+    child.on('message', onMessage)
+    child.send('cpu')
+  })
+}
+
+/** Forks exit node `i` (bench/tunnel-node.ts) and waits until it is bound. */
+function forkNode(i: number, client: { host: string; port: number }): Promise<ChildProcess> {
+  const script = fileURLToPath(new URL('./tunnel-node.ts', import.meta.url))
+  const child = fork(script, [host(i), client.host, String(client.port)], { execArgv: ['--import', 'tsx'] })
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`exit node ${i} did not start`)), 30_000)
+    child.once('message', () => {
+      clearTimeout(timer)
+      resolve(child)
+    })
+    child.once('exit', (code) => reject(new Error(`exit node ${i} ended with ${code}`)))
+  })
+}
+
+/** Runs both circuit lengths with the exit nodes in this process (`separate` false) or in one process each. */
+async function run(separate: boolean): Promise<Map<number, Result>> {
+  const net = await OverlayTestNetwork.create(
+    separate ? 1 : 5,
+    (deps, i, bootstrap) =>
+      new TunnelCommunity(deps, {
+        walkIntervalMs: 100,
+        bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+        tunnel: { exit: i > 0 },
+        exitBindHost: host(i),
+      }),
+    // the endpoints keep their default flood limit: circuit cells from a circuit's neighbours are not counted
+    { transport: batchedUdpTransport, hostOf: host },
+  )
+  const sink = await startSink()
+  const children: ChildProcess[] = []
+  const results = new Map<number, Result>()
+  try {
+    await net.startAll()
+    if (separate) for (let i = 1; i <= 4; i++) children.push(await forkNode(i, net.node(0).socket.local))
+    const cpuMicros = async (): Promise<number> =>
+      (await ownCpu()) + (await Promise.all(children.map(childCpu))).reduce((a, b) => a + b, 0)
+    const client = net.node(0).community
+    if (!(await until(() => client.getCandidates(PEER_FLAG_EXIT_BT).length === 4, 30_000))) {
+      throw new Error('the client did not meet the four exits')
+    }
+    for (const hops of [1, 3]) {
+      const socket = circuitDatagramSocket(client, hops) // keeps circuits of this length wanted
+      const circuit = await client.circuit(hops, { timeoutMs: 30_000 })
+      results.set(hops, await measure(client, circuit, sink, cpuMicros))
+      await socket.close()
+    }
+  } finally {
+    for (const child of children) {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.send('stop')
+      await exited
+    }
+    await net.stopAll()
+    await sink.close()
+  }
+  return results
+}
+
+const ours = new Map<string, Map<number, Result>>([
+  ['all nodes in one process', await run(false)],
+  ['each exit node in a process of its own', await run(true)],
+])
 
 const py = pyIpv8()
 console.log(
@@ -201,29 +259,32 @@ console.log(
     : `sockets: node:dgram (${status.reason})`,
 )
 if (typeof py === 'string') console.log(py)
-console.log(
-  'hops   MB/s   CPU s/GB   at 1 core   lost | py-ipv8 MB/s   CPU s/GB | target   vs target   vs py MB/s   vs py CPU',
-)
-for (const [hops, r] of ours) {
-  const ref = REFERENCE[hops] as { mbPerSec: string; target: number }
-  const [lo, hi] = ref.mbPerSec.split('-').map(Number) as [number, number]
-  const measured = typeof py === 'string' ? undefined : py.get(hops)
-  const pyMb = measured?.mb_per_sec ?? (lo + hi) / 2
-  const pyCpu = measured?.cpu_sec_per_gb
-  const pyMbText = measured?.mb_per_sec === undefined ? `${ref.mbPerSec} (pub.)` : pyMb.toFixed(1)
+for (const [mode, results] of ours) {
+  console.log(`\n${mode}`)
   console.log(
-    [
-      String(hops).padStart(4),
-      r.mbPerSec.toFixed(1).padStart(6),
-      r.cpuSecPerGb.toFixed(1).padStart(10),
-      (1000 / r.cpuSecPerGb).toFixed(1).padStart(11),
-      `${String(r.lost).padStart(6)} |`,
-      pyMbText.padStart(12),
-      `${(pyCpu === undefined ? '-' : pyCpu.toFixed(1)).padStart(10)} |`,
-      String(ref.target).padStart(6),
-      `${(r.mbPerSec / ref.target).toFixed(2)}x`.padStart(11),
-      `${(r.mbPerSec / pyMb).toFixed(1)}x`.padStart(12),
-      (pyCpu === undefined ? '-' : `${(pyCpu / r.cpuSecPerGb).toFixed(1)}x`).padStart(11),
-    ].join(' '),
+    'hops   MB/s   CPU s/GB   at 1 core   lost | py-ipv8 MB/s   CPU s/GB | target   vs target   vs py MB/s   vs py CPU',
   )
+  for (const [hops, r] of results) {
+    const ref = REFERENCE[hops] as { mbPerSec: string; target: number }
+    const [lo, hi] = ref.mbPerSec.split('-').map(Number) as [number, number]
+    const measured = typeof py === 'string' ? undefined : py.get(hops)
+    const pyMb = measured?.mb_per_sec ?? (lo + hi) / 2
+    const pyCpu = measured?.cpu_sec_per_gb
+    const pyMbText = measured?.mb_per_sec === undefined ? `${ref.mbPerSec} (pub.)` : pyMb.toFixed(1)
+    console.log(
+      [
+        String(hops).padStart(4),
+        r.mbPerSec.toFixed(1).padStart(6),
+        r.cpuSecPerGb.toFixed(1).padStart(10),
+        (1000 / r.cpuSecPerGb).toFixed(1).padStart(11),
+        `${String(r.lost).padStart(6)} |`,
+        pyMbText.padStart(12),
+        `${(pyCpu === undefined ? '-' : pyCpu.toFixed(1)).padStart(10)} |`,
+        String(ref.target).padStart(6),
+        `${(r.mbPerSec / ref.target).toFixed(2)}x`.padStart(11),
+        `${(r.mbPerSec / pyMb).toFixed(1)}x`.padStart(12),
+        (pyCpu === undefined ? '-' : `${(pyCpu / r.cpuSecPerGb).toFixed(1)}x`).padStart(11),
+      ].join(' '),
+    )
+  }
 }
