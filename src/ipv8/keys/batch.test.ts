@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { type readSigned, verifySigned } from '../serialization/index.js'
@@ -159,6 +160,32 @@ describe('Ed25519 batch verification', () => {
   it('uses the native batch verifier where the module is built', () => {
     expect(batchVerifier).toBe('native')
     expect(nativeBatchForTests).toBeDefined()
+  })
+
+  it('verifies one signature at a time, with one warning, when the addon is turned off', () => {
+    const script = `
+      import { batchVerifier, PrivateKey, verifyBatch } from './src/ipv8/keys/index.ts'
+      const key = PrivateKey.generate()
+      const items = [0, 1, 2].map((i) => {
+        const message = Buffer.from('message ' + i)
+        const signature = key.sign(message)
+        if (i === 1) signature[3] ^= 1
+        return { key: key.publicKey, data: Buffer.concat([message, signature]), signatureOffset: message.length }
+      })
+      console.log(JSON.stringify({ batchVerifier, valid: verifyBatch(items) }))
+    `
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      env: { ...process.env, TRIBLER_NO_NATIVE_ED25519: '1', TRIBLER_LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    expect(run.status).toBe(0)
+    expect(JSON.parse(run.stdout.trim())).toEqual({ batchVerifier: 'single', valid: [true, false, true] })
+    const warnings = run.stderr
+      .split('\n')
+      .filter((line) => line.includes('native Ed25519 batch verification'))
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toContain('TRIBLER_NO_NATIVE_ED25519')
   })
 
   it('accepts the RFC 8032 test vectors in one batch and rejects each with a bit flipped', () => {

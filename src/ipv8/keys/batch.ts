@@ -21,16 +21,23 @@ interface NativeBatch {
 // The same relative path from src/ipv8/keys and from dist/ipv8/keys.
 const NATIVE_PATH = '../../../build/Release/ed25519_batch.node'
 
-const native: NativeBatch | undefined = (() => {
+/** Loads the addon, or says why not. `TRIBLER_NO_NATIVE_ED25519=1` turns it off. Never throws. */
+function loadNative(): NativeBatch | string {
+  if (process.env.TRIBLER_NO_NATIVE_ED25519 === '1') return 'turned off by TRIBLER_NO_NATIVE_ED25519=1'
   try {
     return createRequire(import.meta.url)(NATIVE_PATH) as NativeBatch
   } catch (err) {
-    log.warn('native Ed25519 batch verification unavailable; verifying signatures one at a time', {
-      reason: err instanceof Error ? err.message : String(err),
-    })
-    return undefined
+    return `the addon did not load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`
   }
-})()
+}
+
+const loaded = loadNative()
+const native: NativeBatch | undefined = typeof loaded === 'string' ? undefined : loaded
+if (typeof loaded === 'string') {
+  log.warn('native Ed25519 batch verification unavailable; verifying signatures one at a time', {
+    reason: loaded,
+  })
+}
 
 /** @internal the native module itself, for tests of the batch equation without the libsodium fallback. */
 export const nativeBatchForTests: NativeBatch | undefined = native
