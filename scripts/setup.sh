@@ -12,6 +12,19 @@ if [ ! -f node_modules/.installed-lock-sha256 ] || [ "$(cat node_modules/.instal
   echo "$lock_sum" > node_modules/.installed-lock-sha256
 fi
 
+# Rebuild the native addons (binding.gyp, native/) when their sources differ from the ones last built: npm ci
+# builds them, but a checkout that changes only native code keeps the same lockfile.
+native_sum=$(cat binding.gyp $(find native -type f | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
+if [ ! -f build/.native-sha256 ] || [ "$(cat build/.native-sha256)" != "$native_sum" ]; then
+  echo "== building the native addons"
+  if npm run --silent build:native; then
+    echo "$native_sum" > build/.native-sha256
+  else
+    echo "the native addons did not build (they need python3, make, a C compiler and Node's headers);" \
+      "Tribler.ts runs without them, on node:dgram and libsodium alone" >&2
+  fi
+fi
+
 if [ "${1:-}" = "--test" ]; then
   # Debian packages used by the test tiers (scripts/test-packages.txt); each is installed only when missing.
   packages=()
