@@ -1,4 +1,5 @@
 export * from './community/index.js'
+export * from './dht/index.js'
 export * from './discovery/index.js'
 export * from './endpoint/index.js'
 export * from './errors.js'
@@ -31,7 +32,11 @@ export {
   type HiddenSeeding,
   type HiddenSession,
   HiddenTunnelCommunity,
+  type HiddenTunnelOptions,
   hiddenLookupHash,
+  IntroductionInfo,
+  type IntroPointDirectory,
+  type IntroPointRecord,
   type JoinedInfo,
   MAX_HOPS,
   maxCircuitPayload,
@@ -40,6 +45,12 @@ export {
   PEER_FLAG_EXIT_IPV8,
   PEER_FLAG_RELAY,
   PEER_FLAG_SPEED_TEST,
+  PEER_SOURCE_DHT,
+  PEER_SOURCE_PEX,
+  PEER_SOURCE_UNKNOWN,
+  PEX_VERSION,
+  PexCommunity,
+  pexCommunityId,
   RelaySlots,
   type SlotAdmission,
   TRIBLER_TUNNEL_COMMUNITY_ID,

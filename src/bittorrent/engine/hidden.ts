@@ -6,6 +6,7 @@ import {
   type HiddenSession,
   HiddenTunnelCommunity,
   hiddenLookupHash,
+  type IntroductionInfo,
   maxCircuitPayload,
   type TunnelCommunity,
 } from '../../ipv8/index.js'
@@ -26,6 +27,8 @@ const CONNECT_TIMEOUT_MS = 30_000
 export const MAX_HIDDEN_SESSIONS = 16
 /** Stand-in addresses a swarm remembers having handed out, so none is ever dialled through an exit. */
 const MAX_REMEMBERED_STAND_INS = 1024
+/** Introduction points a swarm remembers, to ask them for more (PEX) on the next lookups. */
+const MAX_KNOWN_INTRO_POINTS = 20
 
 /** What a hidden swarm takes from the engine. */
 export interface HiddenSwarmDeps {
@@ -71,6 +74,8 @@ export class HiddenSwarm {
   readonly #seeders = new Set<string>()
   /** Every stand-in address handed out (the latest ones), live or gone. */
   readonly #standIns = new Set<string>()
+  /** Introduction points found so far, newest last, by address and seeder key. */
+  readonly #introPoints = new Map<string, IntroductionInfo>()
   readonly #offRemoved: () => void
   #seeding: HiddenSeeding | undefined
   #lookupTimer: TimerHandle | undefined
@@ -204,12 +209,22 @@ export class HiddenSwarm {
       intros = await this.#community.lookupHidden(this.lookupHash, {
         hops: this.hops,
         timeoutMs: LOOKUP_TIMEOUT_MS,
+        introPoints: [...this.#introPoints.values()],
       })
     } catch {
       return false // no circuit yet: the next round tries again
     }
     if (this.#closed || !this.#looking) return false
     this.counters.introductionsFound += intros.length
+    for (const intro of intros) {
+      const key = `${formatAddress(intro.address)}/${intro.seederPk.toString('hex')}`
+      this.#introPoints.delete(key)
+      this.#introPoints.set(key, intro)
+      if (this.#introPoints.size > MAX_KNOWN_INTRO_POINTS) {
+        const oldest = this.#introPoints.keys().next().value
+        if (oldest !== undefined) this.#introPoints.delete(oldest)
+      }
+    }
     const fresh = intros.filter((intro) => !this.#seeders.has(intro.seederPk.toString('hex')))
     if (fresh.length === 0) return false
     this.#misses = 0

@@ -6,6 +6,7 @@ import {
   emptyDatagramStats,
   type SocketAddress,
 } from '../../net/index.js'
+import type { CommunitySettings } from '../community/index.js'
 import { PrivateKey, PublicKey } from '../keys/index.js'
 import { type PayloadSchema, PREFIX_LENGTH } from '../serialization/index.js'
 import type { Circuit } from './circuit.js'
@@ -37,7 +38,15 @@ import {
   RendezvousEstablishedPayload,
   RendezvousInfoBlob,
 } from './payloads.js'
-import { FORWARD, PEER_FLAG_EXIT_BT, TRIBLER_TUNNEL_COMMUNITY_ID } from './types.js'
+import { PexCommunity } from './pex.js'
+import {
+  FORWARD,
+  type IntroPointDirectory,
+  type IntroPointRecord,
+  PEER_FLAG_EXIT_BT,
+  PEER_SOURCE_PEX,
+  TRIBLER_TUNNEL_COMMUNITY_ID,
+} from './types.js'
 
 const log = logger('ipv8:tunnel:hidden')
 
@@ -47,8 +56,12 @@ const MAX_INTRO_POINTS_PER_RESPONSE = 7
 const KEEP_INTRO_POINTS_MS = 5_000
 /** How many known peers a lookup asks directly, besides the exits of our own circuits. */
 const LOOKUP_FANOUT = 10
-/** IntroductionInfo.source: learned from the introduction point itself. */
-const SOURCE_UNKNOWN = 0
+/** How often an introduction point announces itself in the DHT again (a stored value lives at most an hour). */
+const REANNOUNCE_MS = 20 * 60_000
+/** How long an exit reuses a DHT lookup of one info-hash, and how many it runs at a time. */
+const DHT_LOOKUP_CACHE_MS = 30_000
+const MAX_DHT_LOOKUPS = 8
+const MAX_CACHED_LOOKUPS = 256
 /** The address an end-to-end socket reports as its own. */
 const ANONYMOUS_LOCAL: SocketAddress = { host: '0.0.0.0', port: 0 }
 
@@ -73,6 +86,8 @@ export interface HiddenDropCounters {
   unknownCircuit: number
   /** create-e2e for a seeder key this node is no introduction point for, or for a swarm we do not seed. */
   unknownSeeder: number
+  /** peers-requests an exit did not look up in the DHT because too many lookups were running. */
+  lookupsBusy: number
   /** Answers (intro-established, rendezvous-established, created-e2e, linked-e2e, peers-response) nobody asked for. */
   unknownRequest: number
   /** created-e2e whose auth did not verify or whose rendezvous info did not decrypt. */
@@ -117,6 +132,16 @@ interface SeedState {
 interface IntroPointEntry {
   readonly exit: ExitSocket
   readonly infoHash: Buffer
+  /** When we last announced it in the DHT (clock ms). */
+  announcedMs: number
+}
+
+/** Options of a {@link HiddenTunnelCommunity}. */
+export interface HiddenTunnelOptions extends TunnelCommunityOptions {
+  /** Where introduction points are announced and looked up besides PEX (the DHT); none by default. */
+  introPointDirectory?: IntroPointDirectory
+  /** Settings of the per-swarm PEX overlays an introduction point joins (default: the node's bootstrap). */
+  pex?: CommunitySettings
 }
 
 interface Pending {
@@ -130,8 +155,11 @@ interface Pending {
  * circuits (link-e2e) so data flows end to end under one more layer of encryption, with neither side learning
  * the other's address.
  *
- * Intro points are found by asking the exits of our circuits and known exit-capable peers directly; the DHT
- * and per-swarm PEX communities py-ipv8 also uses are not wired yet.
+ * Introduction points are found as py-ipv8 finds them: each one announces itself in the DHT under the lookup
+ * info-hash ({@link HiddenTunnelCommunity.introPointDirectory}) and joins the swarm's PEX overlay
+ * ({@link PexCommunity}), where the introduction points of a swarm learn each other. A downloader asks the exits of
+ * its circuits (which answer from PEX or look the info-hash up in the DHT), the introduction points it already
+ * knows (which answer from PEX), and known exit-capable peers directly.
  */
 export class HiddenTunnelCommunity extends TunnelCommunity {
   readonly hiddenDrops: HiddenDropCounters = {
@@ -142,7 +170,17 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     unknownRequest: 0,
     authFailed: 0,
     duplicateIntro: 0,
+    lookupsBusy: 0,
   }
+  /** Where introduction points are announced and looked up besides PEX (the DHT); set by the IPv8 service. */
+  introPointDirectory: IntroPointDirectory | undefined
+  /** The PEX overlays of the swarms we are an introduction point of, by info-hash hex. */
+  readonly #pex = new Map<string, PexCommunity>()
+  readonly #deps: TunnelCommunityDeps
+  readonly #pexSettings: CommunitySettings | undefined
+  /** Recent DHT lookups as an exit, by info-hash hex. */
+  readonly #dhtLookups = new Map<string, { atMs: number; result: Promise<IntroPointRecord[]> }>()
+  #dhtLookupsRunning = 0
   /** Swarms we seed, by info-hash hex. */
   readonly #seeding = new Map<string, SeedState>()
   /** As an introduction point: seeder key hex → the exit socket of the seeder's circuit. */
@@ -150,8 +188,11 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
   /** As a rendezvous point: cookie hex → the exit socket of the seeder's circuit. */
   readonly #rendezvousFor = new Map<string, ExitSocket>()
 
-  constructor(deps: TunnelCommunityDeps, options: TunnelCommunityOptions = {}) {
+  constructor(deps: TunnelCommunityDeps, options: HiddenTunnelOptions = {}) {
     super(deps, options)
+    this.#deps = deps
+    this.#pexSettings = options.pex
+    this.introPointDirectory = options.introPointDirectory
     this.addCellHandler(EstablishIntroPayload, (s, p, c) => this.#onEstablishIntro(s, p, c))
     this.addCellHandler(IntroEstablishedPayload, (_s, p) =>
       this.#onAnswer('intro', p.identifier, p.circuitId),
@@ -177,6 +218,18 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
   override async start(): Promise<void> {
     await super.start()
     this.tasks.every('keep-intro-points', KEEP_INTRO_POINTS_MS, () => this.#keepIntroPoints())
+  }
+
+  override async stop(): Promise<void> {
+    const pex = [...this.#pex.values()]
+    this.#pex.clear()
+    await Promise.all(pex.map((c) => c.stop()))
+    await super.stop()
+  }
+
+  /** The PEX overlays running for the swarms we are an introduction point of. */
+  get pexCommunities(): readonly PexCommunity[] {
+    return [...this.#pex.values()]
   }
 
   // --- seeder ------------------------------------------------------------------------------------------------
@@ -227,8 +280,13 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
   #keepIntroPoints(): void {
     if (!this.running) return
     // forget introduction and rendezvous points whose circuits are gone
-    for (const [seederPk, entry] of this.#introPointFor)
-      if (this.exitSockets.get(entry.exit.circuitId) !== entry.exit) this.#introPointFor.delete(seederPk)
+    const now = this.clock.now()
+    for (const [seederPk, entry] of this.#introPointFor) {
+      if (this.exitSockets.get(entry.exit.circuitId) !== entry.exit) this.#forgetIntroPoint(seederPk, entry)
+      else if (now - entry.announcedMs >= REANNOUNCE_MS) this.#announce(entry, seederPk)
+    }
+    for (const [key, lookup] of this.#dhtLookups)
+      if (now - lookup.atMs >= DHT_LOOKUP_CACHE_MS) this.#dhtLookups.delete(key)
     for (const [cookie, exit] of this.#rendezvousFor)
       if (this.exitSockets.get(exit.circuitId) !== exit) this.#rendezvousFor.delete(cookie)
     for (const state of this.#seeding.values()) {
@@ -346,13 +404,14 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
   // --- downloader --------------------------------------------------------------------------------------------
 
   /**
-   * Finds introduction points of `infoHash` (the lookup hash): asks the exits of our `hops`-hop circuits, and
-   * through one of them up to 10 known exit-capable peers, with peers-request. Resolves with the first
-   * non-empty answer, or with an empty list after `timeoutMs` (default 10 s).
+   * Finds introduction points of `infoHash` (the lookup hash): asks the exits of our `hops`-hop circuits (which
+   * answer from PEX or the DHT), and through one of them the introduction points in `opts.introPoints` (which
+   * answer from PEX) and up to 10 known exit-capable peers, with peers-request. Resolves with the first non-empty
+   * answer, or with an empty list after `timeoutMs` (default 10 s).
    */
   lookupHidden(
     infoHash: Uint8Array,
-    opts: { hops: number; timeoutMs?: number },
+    opts: { hops: number; timeoutMs?: number; introPoints?: readonly IntroductionInfo[] },
   ): Promise<(IntroductionInfo & { readonly via: number })[]> {
     const hash = Buffer.from(infoHash)
     const circuits = this.findCircuits({ hops: opts.hops })
@@ -386,8 +445,15 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
         { circuitId: circuit.circuitId, identifier, infoHash: hash },
         { globalTime: false },
       )
+      const asked = new Set<string>()
+      for (const intro of (opts.introPoints ?? []).slice(0, LOOKUP_FANOUT)) {
+        const key = `${intro.address.host}:${intro.address.port}`
+        if (asked.has(key)) continue
+        asked.add(key)
+        this.tunnelPacket(circuit, intro.address, packet)
+      }
       for (const peer of this.getCandidates(PEER_FLAG_EXIT_BT)
-        .filter((p) => !exits.has(p.midHex))
+        .filter((p) => !exits.has(p.midHex) && !asked.has(`${p.address.host}:${p.address.port}`))
         .slice(0, LOOKUP_FANOUT))
         this.tunnelPacket(circuit, peer.address, packet)
     })
@@ -556,7 +622,10 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
       this.hiddenDrops.duplicateIntro += 1
       return
     }
-    this.#introPointFor.set(seederPk, { exit, infoHash: payload.infoHash })
+    const entry: IntroPointEntry = { exit, infoHash: payload.infoHash, announcedMs: 0 }
+    this.#introPointFor.set(seederPk, entry)
+    this.#pexFor(payload.infoHash)?.startAnnounce(payload.publicKey)
+    this.#announce(entry, seederPk)
     this.sendCell(source, IntroEstablishedPayload, { circuitId, identifier: payload.identifier })
   }
 
@@ -618,22 +687,121 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     return true
   }
 
+  /** Our own introduction points of `infoHash` and those PEX told us of. */
   #introPointsFor(infoHash: Buffer): IntroductionInfo[] {
-    const out: IntroductionInfo[] = []
+    const out: IntroPointRecord[] = []
     for (const [seederPk, entry] of this.#introPointFor) {
       if (this.exitSockets.get(entry.exit.circuitId) !== entry.exit) {
-        this.#introPointFor.delete(seederPk)
+        this.#forgetIntroPoint(seederPk, entry)
         continue
       }
       if (!entry.infoHash.equals(infoHash)) continue
-      out.push({
-        address: this.myWanAddress,
-        key: this.myKey.publicKey.toBin(),
-        seederPk: Buffer.from(seederPk, 'hex'),
-        source: SOURCE_UNKNOWN,
-      })
+      out.push(this.#ownRecord(Buffer.from(seederPk, 'hex')))
     }
-    return out.slice(0, MAX_INTRO_POINTS_PER_RESPONSE)
+    const mine = this.myKey.publicKey.toBin()
+    for (const ip of this.#pex.get(infoHash.toString('hex'))?.introPoints() ?? [])
+      if (!ip.key.equals(mine)) out.push(ip)
+    return this.#sample(out)
+  }
+
+  /** At most 7 of them, picked at random (py-ipv8 samples too). */
+  #sample(records: IntroPointRecord[]): IntroductionInfo[] {
+    const pool = [...records]
+    const out: IntroductionInfo[] = []
+    while (pool.length > 0 && out.length < MAX_INTRO_POINTS_PER_RESPONSE) {
+      const [ip] = pool.splice(Math.floor(this.random() * pool.length), 1)
+      if (ip !== undefined)
+        out.push({ address: ip.address, key: ip.key, seederPk: ip.seederPk, source: ip.source })
+    }
+    return out
+  }
+
+  #ownRecord(seederPk: Buffer): IntroPointRecord {
+    return {
+      address: this.myWanAddress,
+      key: this.myKey.publicKey.toBin(),
+      seederPk,
+      source: PEER_SOURCE_PEX,
+      lastSeen: Math.floor(this.clock.now() / 1000),
+    }
+  }
+
+  /** Announces one of our introduction points in the DHT (when there is one). */
+  #announce(entry: IntroPointEntry, seederPk: string): void {
+    entry.announcedMs = this.clock.now()
+    const directory = this.introPointDirectory
+    if (directory === undefined) return
+    directory
+      .announce(entry.infoHash, this.#ownRecord(Buffer.from(seederPk, 'hex')))
+      .catch((err: unknown) => {
+        log.debug('introduction point not announced in the DHT', { err })
+      })
+  }
+
+  #forgetIntroPoint(seederPk: string, entry: IntroPointEntry): void {
+    if (this.#introPointFor.get(seederPk) !== entry) return
+    this.#introPointFor.delete(seederPk)
+    const key = entry.infoHash.toString('hex')
+    const pex = this.#pex.get(key)
+    if (pex === undefined) return
+    pex.stopAnnounce(Buffer.from(seederPk, 'hex'))
+    if (pex.done) {
+      this.#pex.delete(key)
+      void pex.stop()
+    }
+  }
+
+  /** The PEX overlay of a swarm we are an introduction point of (started on first use). */
+  #pexFor(infoHash: Buffer): PexCommunity | undefined {
+    const key = infoHash.toString('hex')
+    const known = this.#pex.get(key)
+    if (known !== undefined || !this.running) return known
+    const deps = this.#deps
+    const pex = new PexCommunity(
+      {
+        endpoint: deps.endpoint,
+        key: deps.key,
+        clock: this.clock,
+        ...(deps.random !== undefined && { random: deps.random }),
+        ...(deps.publicNetwork !== undefined && { publicNetwork: deps.publicNetwork }),
+        ...(deps.bootstrapAddresses !== undefined && { bootstrapAddresses: deps.bootstrapAddresses }),
+        ...(deps.transport !== undefined && { transport: deps.transport }),
+      },
+      infoHash,
+      this.#pexSettings,
+    )
+    if (this.statisticsEnabled) pex.enableStatistics(true)
+    this.#pex.set(key, pex)
+    pex.start().catch((err: unknown) => {
+      log.debug('PEX overlay did not start', { err })
+      if (this.#pex.get(key) === pex) this.#pex.delete(key)
+    })
+    return pex
+  }
+
+  /** Introduction points of `infoHash` in the DHT, as an exit asked for peers (shared by concurrent asks). */
+  #dhtLookup(infoHash: Buffer): Promise<IntroPointRecord[]> | undefined {
+    const directory = this.introPointDirectory
+    if (directory === undefined) return undefined
+    const key = infoHash.toString('hex')
+    const cached = this.#dhtLookups.get(key)
+    if (cached !== undefined && this.clock.now() - cached.atMs < DHT_LOOKUP_CACHE_MS) return cached.result
+    if (this.#dhtLookupsRunning >= MAX_DHT_LOOKUPS || this.#dhtLookups.size >= MAX_CACHED_LOOKUPS) {
+      this.hiddenDrops.lookupsBusy += 1
+      return undefined
+    }
+    this.#dhtLookupsRunning += 1
+    const result = directory
+      .lookup(infoHash)
+      .catch((err: unknown) => {
+        log.debug('DHT lookup failed', { err })
+        return []
+      })
+      .finally(() => {
+        this.#dhtLookupsRunning -= 1
+      })
+    this.#dhtLookups.set(key, { atMs: this.clock.now(), result })
+    return result
   }
 
   #onPeersRequestCell(source: SocketAddress, payload: PeersRequestPayload, circuitId: number): void {
@@ -641,14 +809,22 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
       this.hiddenDrops.unknownCircuit += 1
       return
     }
+    const respond = (peers: IntroductionInfo[]): void => {
+      if (!this.exitSockets.has(circuitId)) return
+      this.sendCell(source, PeersResponsePayload, {
+        circuitId,
+        identifier: payload.identifier,
+        infoHash: payload.infoHash,
+        peers,
+      })
+    }
     const peers = this.#introPointsFor(payload.infoHash)
-    if (peers.length === 0) return
-    this.sendCell(source, PeersResponsePayload, {
-      circuitId,
-      identifier: payload.identifier,
-      infoHash: payload.infoHash,
-      peers,
-    })
+    if (peers.length > 0) {
+      respond(peers)
+      return
+    }
+    // as an exit: look the swarm up in the DHT for the circuit's owner
+    void this.#dhtLookup(payload.infoHash)?.then((found) => respond(this.#sample(found)))
   }
 
   #onRawPeersRequest(data: Buffer, source: SocketAddress): boolean {
@@ -784,7 +960,7 @@ function e2eSocket(community: TunnelCommunity, circuit: Circuit): DatagramSocket
  * names it in `/ipv8/overlays` and the statistics.
  */
 export class TriblerTunnelCommunity extends HiddenTunnelCommunity {
-  constructor(deps: TunnelCommunityDeps, options: Omit<TunnelCommunityOptions, 'communityId'> = {}) {
+  constructor(deps: TunnelCommunityDeps, options: Omit<HiddenTunnelOptions, 'communityId'> = {}) {
     super(deps, { ...options, communityId: TRIBLER_TUNNEL_COMMUNITY_ID })
   }
 }

@@ -33,9 +33,11 @@ export {
   type HiddenSeeding,
   type HiddenSession,
   HiddenTunnelCommunity,
+  type HiddenTunnelOptions,
   hiddenLookupHash,
   TriblerTunnelCommunity,
 } from './hidden-services.js'
 export * from './payloads.js'
+export { PEX_VERSION, PexCommunity, type PexCounters, pexCommunityId } from './pex.js'
 export { type CompetingSlot, RelaySlots, type SlotAdmission } from './slots.js'
 export * from './types.js'
