@@ -49,7 +49,7 @@ export const TRIBLER_SCHEMA: ConfigSchema = {
     ),
   },
   market_community: { enabled: bool(true), matchmaker: bool(true), ec_keypair_filename: str('') },
-  dht: enabled(),
+  dht: enabled('run the IPv8 DHT, where hidden-service introduction points are announced and found'),
   trustchain: {
     enabled: bool(true),
     ec_keypair_filename: str(''),

@@ -7,6 +7,7 @@ import { BatchedUdpSocket, MemoryNetwork } from '../net/index.js'
 import { Community, type CommunityDeps } from './community/index.js'
 import type { DiscoveryCommunity } from './discovery/index.js'
 import { Ipv8Service, parseBootstrap } from './service.js'
+import type { HiddenTunnelCommunity } from './tunnel/index.js'
 
 const values: Record<string, string | number | boolean> = {
   'ipv8~enabled': true,
@@ -132,6 +133,39 @@ describe('Ipv8Service', () => {
     await client.stop()
     await exit.stop()
     expect(exit.tunnels?.running).toBe(false)
+  })
+
+  it('runs the DHT when dht.enabled, lists it as an overlay and lets the tunnel community announce into it', async () => {
+    const transport = new MemoryNetwork()
+    const on = { 'dht~enabled': true, 'tunnel_community~enabled': true }
+    const a = new Ipv8Service(
+      { config: config(on), publicNetwork: false, paths: { keys: await keysDir() } },
+      { transport, exitTransport: transport },
+    )
+    const b = new Ipv8Service(
+      {
+        config: config({ ...on, 'ipv8~address': '127.0.0.2', 'ipv8~bootstrap_override': '127.0.0.1:8090' }),
+        publicNetwork: false,
+        paths: { keys: await keysDir() },
+      },
+      { transport, exitTransport: transport },
+    )
+    await a.start()
+    await b.start()
+    expect(a.overlays.map((o) => o.name)).toEqual([
+      'DiscoveryCommunity',
+      'DHTDiscoveryCommunity',
+      'TriblerTunnelCommunity',
+    ])
+    expect(a.dht?.communityId.toString('hex')).toBe('8d0be1845d74d175f178197cad001591d04d73cc')
+    expect((a.tunnels as HiddenTunnelCommunity).introPointDirectory).toBeDefined()
+    // the DHT walks from the same bootstrap list as the other overlays
+    for (let i = 0; i < 200 && (a.dht?.routingTables[0]?.size ?? 0) === 0; i++)
+      await new Promise((r) => setTimeout(r, 20))
+    expect(a.dht?.routingTables[0]?.get(b.dht?.myNodeId() ?? Buffer.alloc(20))).toBeDefined()
+    await b.stop()
+    await a.stop()
+    expect(a.dht?.running).toBe(false)
   })
 
   it('does nothing when ipv8.enabled is off', async () => {

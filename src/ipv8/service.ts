@@ -8,11 +8,12 @@ import {
   udpTransport,
 } from '../net/index.js'
 import type { Community, CommunityDeps } from './community/index.js'
+import { DHTDiscoveryCommunity, DhtIntroPointProvider } from './dht/index.js'
 import { DiscoveryCommunity } from './discovery/index.js'
 import { Ipv8Endpoint } from './endpoint/index.js'
 import { Ipv8Error } from './errors.js'
 import { loadOrCreateKeyFile, type PrivateKey } from './keys/index.js'
-import { type HiddenTunnelCommunity, TriblerTunnelCommunity, TunnelCommunity } from './tunnel/index.js'
+import { HiddenTunnelCommunity, TriblerTunnelCommunity, TunnelCommunity } from './tunnel/index.js'
 
 const log = logger('ipv8')
 
@@ -55,8 +56,11 @@ export type OverlayFactory = (deps: CommunityDeps, service: Ipv8Service) => Comm
 
 /**
  * The IPv8 part of the core: the identity key (created on first start), one UDP socket and its endpoint, the
- * DiscoveryCommunity, Tribler's tunnel community (when `tunnel_community.enabled`; an exit when
- * `tunnel_community.exitnode_enabled`) and every overlay added with {@link Ipv8Service.addOverlay}.
+ * DiscoveryCommunity, the DHT (DHTDiscoveryCommunity, when `dht.enabled`), Tribler's tunnel community (when
+ * `tunnel_community.enabled`; an exit when `tunnel_community.exitnode_enabled`), which announces and finds
+ * hidden-service introduction points in that DHT and runs a PEX overlay per swarm it introduces, and every
+ * overlay added with {@link Ipv8Service.addOverlay}. Every overlay walks from the same bootstrap list: the public
+ * trackers unless the public network is off, and the explicit bootstrap addresses.
  * Stops the overlays in reverse order, then the endpoint and the socket.
  *
  * @example
@@ -101,9 +105,16 @@ export class Ipv8Service implements Service {
     this.#factories.push(factory)
   }
 
-  /** The running overlays, DiscoveryCommunity first. */
+  /** The running overlays, DiscoveryCommunity first, then the PEX overlays of the swarms we introduce. */
   get overlays(): readonly Community[] {
-    return this.#overlays
+    const tunnels = this.tunnels
+    const pex = tunnels instanceof HiddenTunnelCommunity ? tunnels.pexCommunities : []
+    return pex.length === 0 ? this.#overlays : [...this.#overlays, ...pex]
+  }
+
+  /** The DHT community, while it runs. */
+  get dht(): DHTDiscoveryCommunity | undefined {
+    return this.#overlays.find((o): o is DHTDiscoveryCommunity => o instanceof DHTDiscoveryCommunity)
   }
 
   /** The tunnel community, while it runs. */
@@ -168,8 +179,13 @@ export class Ipv8Service implements Service {
     this.#overlays.push(
       new DiscoveryCommunity(deps, { services: () => this.#overlays.map((o) => o.communityId) }),
     )
-    if (this.#deps.config.getBoolean('tunnel_community', 'enabled'))
-      this.#overlays.push(this.#tunnelCommunity(deps))
+    const dht = this.#deps.config.getBoolean('dht', 'enabled') ? new DHTDiscoveryCommunity(deps) : undefined
+    if (dht !== undefined) this.#overlays.push(dht)
+    if (this.#deps.config.getBoolean('tunnel_community', 'enabled')) {
+      const tunnels = this.#tunnelCommunity(deps)
+      if (dht !== undefined) tunnels.introPointDirectory = new DhtIntroPointProvider(dht)
+      this.#overlays.push(tunnels)
+    }
     for (const factory of this.#factories) this.#overlays.push(factory(deps, this))
     for (const overlay of this.#overlays) await overlay.start()
     if (this.statisticsSupported) for (const overlay of this.#overlays) overlay.enableStatistics(true)

@@ -58,7 +58,11 @@ describe('IPv8 in the session and its REST endpoints', () => {
     )
     // ipv8.statistics is off by default: nothing is reported and it cannot be enabled
     const counters = (await app.inject({ method: 'GET', url: '/ipv8/overlays/statistics' })).json()
-    expect(counters.statistics).toEqual([{ DiscoveryCommunity: {} }, { TriblerTunnelCommunity: {} }])
+    expect(counters.statistics).toEqual([
+      { DiscoveryCommunity: {} },
+      { DHTDiscoveryCommunity: {} },
+      { TriblerTunnelCommunity: {} },
+    ])
     const refused = await app.inject({
       method: 'POST',
       url: '/ipv8/overlays/statistics?enable=True&all=True',
@@ -147,6 +151,58 @@ describe('IPv8 in the session and its REST endpoints', () => {
       body: { success: true },
     })
     expect(await get()).toEqual({})
+    await app.close()
+  })
+
+  it('runs the DHT: stores and finds values, finds peers and reports its statistics', async () => {
+    const a = session('127.0.0.56')
+    const ipv8A = a.addService((deps) => new Ipv8Service(deps, { transport: udpTransport }))
+    await a.start()
+    const b = session('127.0.0.57', `127.0.0.56:${ipv8A.address?.port ?? 0}`)
+    const ipv8B = b.addService((deps) => new Ipv8Service(deps, { transport: udpTransport }))
+    await b.start()
+    for (let i = 0; i < 250 && (ipv8A.dht?.routingTables[0]?.size ?? 0) === 0; i++)
+      await new Promise((r) => setTimeout(r, 20))
+    const { app } = await buildApiServer(a)
+    const overlays = (await app.inject({ method: 'GET', url: '/ipv8/overlays' })).json()
+    expect(overlays.overlays[1]).toMatchObject({
+      master_peer: '8d0be1845d74d175f178197cad001591d04d73cc',
+      overlay_name: 'DHTDiscoveryCommunity',
+    })
+    const key = 'ab'.repeat(20)
+    const put = await app.inject({
+      method: 'PUT',
+      url: `/ipv8/dht/values/${key}`,
+      payload: 'value=68656c6c6f',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    })
+    expect(put.json()).toEqual({ stored: true })
+    const found = (await app.inject({ method: 'GET', url: `/ipv8/dht/values/${key}` })).json()
+    expect(found.values).toContainEqual({
+      public_key: ipv8A.key?.publicKey.toBin().toString('base64'),
+      value: '68656c6c6f',
+    })
+    const stats = (await app.inject({ method: 'GET', url: '/ipv8/dht/statistics' })).json().statistics
+    expect(stats).toMatchObject({ peer_id: ipv8A.key?.mid.toString('hex'), routing_table_size: 1 })
+    const peers = (
+      await app.inject({ method: 'GET', url: `/ipv8/dht/peers/${ipv8B.key?.mid.toString('hex')}` })
+    ).json()
+    expect(peers.peers[0]?.address).toEqual(['127.0.0.57', ipv8B.address?.port])
+    expect((await app.inject({ method: 'GET', url: '/ipv8/dht/values/xyz' })).statusCode).toBe(400)
+    const noValue = await app.inject({ method: 'PUT', url: `/ipv8/dht/values/${key}` })
+    expect(noValue.json()).toEqual({ error: 'incorrect parameters' })
+    await app.close()
+  })
+
+  it('answers 404 under /ipv8/dht while the DHT is off', async () => {
+    const s = session('127.0.0.58')
+    s.config.override('dht', 'enabled', false)
+    s.addService((deps) => new Ipv8Service(deps, { transport: udpTransport }))
+    await s.start()
+    const { app } = await buildApiServer(s)
+    const res = await app.inject({ method: 'GET', url: '/ipv8/dht/statistics' })
+    expect(res.statusCode).toBe(404)
+    expect(res.json()).toEqual({ error: 'DHT community not found' })
     await app.close()
   })
 

@@ -1,7 +1,14 @@
-import { type Community, DiscoveryCommunity, Ipv8Service, type Peer } from '../../ipv8/index.js'
-import { ApiError } from '../errors.js'
+import {
+  type Community,
+  type DHTDiscoveryCommunity,
+  DhtError,
+  DiscoveryCommunity,
+  Ipv8Service,
+  type Peer,
+} from '../../ipv8/index.js'
+import { ApiError, HandledError } from '../errors.js'
 import { type FormParams, formString } from '../form.js'
-import { COMMON_ERRORS } from '../schemas.js'
+import { COMMON_ERRORS, PLAIN_ERROR, STRUCTURED_ERROR } from '../schemas.js'
 import type { RouteModule } from '../types.js'
 
 const ANY_OBJECT = { type: 'object', additionalProperties: true } as const
@@ -11,9 +18,17 @@ function peerText(peer: Peer): string {
   return `Peer<${peer.address.host}:${peer.address.port}, ${peer.mid.toString('base64')}>`
 }
 
+const HEX_20 = /^[0-9a-fA-F]{40}$/
+
+/** A DHT failure as the reference reports it: structured, handled, named after its exception class. */
+function dhtFailure(err: unknown): unknown {
+  return err instanceof DhtError ? new HandledError('DHTError', err.message) : err
+}
+
 /**
  * The IPv8 routes (REST contract §8 `/statistics/ipv8` and §13): the network, the overlays and their message
- * statistics. `/ipv8/*` answers 404 while IPv8 is disabled or not running.
+ * statistics, and the DHT. `/ipv8/*` answers 404 while IPv8 is disabled or not running, `/ipv8/dht/*` while the
+ * DHT is off.
  */
 export const ipv8Routes: RouteModule = (app, { session }) => {
   const service = (): Ipv8Service | undefined => {
@@ -53,6 +68,136 @@ export const ipv8Routes: RouteModule = (app, { session }) => {
       },
     },
     () => ({ ipv8_statistics: service()?.statistics() ?? {} }),
+  )
+
+  const dht = (): DHTDiscoveryCommunity => {
+    const community = running().dht
+    if (community === undefined || !community.running)
+      throw new ApiError('NOT_FOUND', {}, 'DHT community not found')
+    return community
+  }
+  const hexParam = (value: string, what: string): Buffer => {
+    if (!HEX_20.test(value)) throw new ApiError('BAD_REQUEST', {}, `${what} must be 40 hex characters`)
+    return Buffer.from(value, 'hex')
+  }
+  const DHT_ERRORS = {
+    ...COMMON_ERRORS,
+    400: { description: 'the key or mid is not 40 hex characters', ...PLAIN_ERROR },
+    500: { description: 'structured `DHTError`: no node answered or took the value', ...STRUCTURED_ERROR },
+  }
+
+  app.get(
+    '/ipv8/dht/statistics',
+    {
+      schema: {
+        tags: ['ipv8'],
+        summary: 'The DHT routing table and stores',
+        response: { 200: { type: 'object', properties: { statistics: ANY_OBJECT } }, ...COMMON_ERRORS },
+      },
+    },
+    () => {
+      const community = dht()
+      const stats = community.dhtStatistics()
+      const peers = community.peerStoreCounts()
+      return {
+        statistics: {
+          node_id: stats.nodeId.toString('hex'),
+          peer_id: community.myMid.toString('hex'),
+          routing_table_size: stats.routingTableSize,
+          routing_table_buckets: stats.routingTableBuckets,
+          num_keys_in_store: stats.keysInStore,
+          num_tokens: stats.tokens,
+          num_peers_in_store: peers.stored,
+          num_store_for_me: peers.storeForMe,
+        },
+      }
+    },
+  )
+
+  app.get(
+    '/ipv8/dht/peers/:mid',
+    {
+      schema: {
+        tags: ['ipv8'],
+        summary: 'Where a peer (by hex member id) can be reached, through the DHT',
+        response: {
+          200: { type: 'object', properties: { peers: { type: 'array', items: ANY_OBJECT } } },
+          ...DHT_ERRORS,
+        },
+      },
+    },
+    async (request) => {
+      const community = dht()
+      const mid = hexParam((request.params as { mid: string }).mid, 'mid')
+      const nodes = await community.connectPeer(mid).catch((err: unknown) => {
+        throw dhtFailure(err)
+      })
+      return {
+        peers: nodes.map((n) => ({
+          public_key: n.publicKey.toBin().toString('base64'),
+          address: [n.address.host, n.address.port],
+        })),
+      }
+    },
+  )
+
+  app.get(
+    '/ipv8/dht/values/:key',
+    {
+      schema: {
+        tags: ['ipv8'],
+        summary: 'The values stored in the DHT under a hex key',
+        response: {
+          200: { type: 'object', properties: { values: { type: 'array', items: ANY_OBJECT } } },
+          ...DHT_ERRORS,
+        },
+      },
+    },
+    async (request) => {
+      const community = dht()
+      const key = hexParam((request.params as { key: string }).key, 'key')
+      const values = await community.findValues(key).catch((err: unknown) => {
+        throw dhtFailure(err)
+      })
+      return {
+        values: values.map((v) => ({
+          public_key: v.publicKey === undefined ? null : v.publicKey.toString('base64'),
+          value: v.data.toString('hex'),
+        })),
+      }
+    },
+  )
+
+  app.put(
+    '/ipv8/dht/values/:key',
+    {
+      schema: {
+        tags: ['ipv8'],
+        summary: 'Store a value (form field `value`, hex) in the DHT under a hex key, signed with our key',
+        response: {
+          200: { type: 'object', properties: { stored: { type: 'boolean' } }, required: ['stored'] },
+          ...DHT_ERRORS,
+          400: {
+            description: 'no `value`, or key or value not hex ("incorrect parameters")',
+            ...PLAIN_ERROR,
+          },
+        },
+      },
+    },
+    async (request) => {
+      const community = dht()
+      const key = hexParam((request.params as { key: string }).key, 'key')
+      const body = (
+        typeof request.body === 'object' && request.body !== null ? request.body : {}
+      ) as FormParams
+      const value = formString(body, 'value') ?? formString(request.query as FormParams, 'value')
+      if (value === undefined || !/^([0-9a-fA-F]{2})*$/.test(value))
+        throw new ApiError('BAD_REQUEST', {}, 'incorrect parameters')
+      await community.storeValue(key, Buffer.from(value, 'hex'), { sign: true }).catch((err: unknown) => {
+        throw dhtFailure(err)
+      })
+      return { stored: true }
+    },
   )
 
   app.get(

@@ -122,7 +122,8 @@ export class DHTDiscoveryCommunity extends DHTCommunity {
 
   /**
    * Finds the nodes a peer can be reached at: those stored here, else (after pinging `peer` directly, when
-   * given) the ones the nodes storing it return, after they punctured it towards us.
+   * given) the peer itself when the lookup of its mid reached it, else the ones the nodes storing it return,
+   * after they punctured it towards us.
    */
   async connectPeer(
     mid: Uint8Array,
@@ -138,6 +139,9 @@ export class DHTDiscoveryCommunity extends DHTCommunity {
       .slice(0, TARGET_NODES)
       .map((n) => new DhtNode(n.publicKey, n.address))
     if (nodes.length === 0) throw new DhtError('NO_NODES', { reason: 'no nodes to ask' })
+    // the lookup may have met the peer itself: then it only has to answer a ping
+    const itself = nodes.find((n) => n.mid.equals(mid))
+    if (itself !== undefined && (await this.ping(itself)) !== undefined) return [itself]
     const lists = await Promise.all(
       nodes.map((node) =>
         this.request<DhtNode[]>('connect-peer', node, REQUEST_TIMEOUT_MS, (identifier) =>
