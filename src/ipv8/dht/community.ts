@@ -437,16 +437,17 @@ export class DHTCommunity extends Community {
       this.dhtDrops.badValue += 1
       return
     }
-    if (!this.#checkToken(node, payload.token)) {
+    if (!this.checkToken(node, payload.token)) {
       this.dhtDrops.badToken += 1
       return
     }
     // the more known nodes are closer to the key than we are, the shorter we keep it (against over-caching)
     const now = this.clock.now()
     const table = this.routingTable(source)
+    const myId = this.myNodeId(source)
     let numCloser = 0
     for (const n of table.closestNodes(payload.target, now, 20))
-      if (closer(n.id, this.myNodeId(source), payload.target)) numCloser += 1
+      if (closer(n.id, myId, payload.target)) numCloser += 1
     const maxAgeMs = Math.floor(MAX_ENTRY_AGE_MS / 2 ** Math.max(0, numCloser - TARGET_NODES + 1))
     const store = this.#store(source)
     for (const value of payload.values) this.#addValue(payload.target, value, store, maxAgeMs)
@@ -667,10 +668,6 @@ export class DHTCommunity extends Community {
   /** Whether `token` is one we handed to this node (at its address) within the last two secrets. */
   protected checkToken(node: DhtNode, token: Buffer): boolean {
     return this.#secrets.some((secret) => this.#tokenWith(node, secret).equals(token))
-  }
-
-  #checkToken(node: DhtNode, token: Buffer): boolean {
-    return this.checkToken(node, token)
   }
 
   #rememberToken(node: DhtNode, token: Buffer): void {
