@@ -47,6 +47,7 @@ const download = node.engine.download(infoHash)
 const result = {
   seconds,
   cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  systemSeconds: cpu.system / 1e6,
   peakRssBytes: process.resourceUsage().maxRSS * 1024,
   bytes: node.engine.get(infoHash)?.status().size ?? 0,
   hashFailures: download?.totals.hashFailures ?? -1,

@@ -7,6 +7,7 @@
  *
  *   npm run bench:bt                 # full sizes
  *   npm run bench:bt -- --quick      # 128 MiB and 64 MiB/40 files, for a smoke run
+ *   npm run bench:bt -- --tcp --single   # only TCP, only the single-file torrent (also --utp, --multi)
  *   BENCH_BT_CPU_PROF=dir npm run bench:bt -- --quick   # also writes a CPU profile of each Tribler.ts leecher
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
@@ -22,6 +23,12 @@ import { LibtorrentPeer, libtorrentAvailable } from '../test/support/libtorrent.
 import { opentrackerAvailable, startOpentracker } from '../test/support/tracker-servers.js'
 
 const quick = process.argv.includes('--quick')
+const onlyTransport = process.argv.includes('--tcp')
+  ? 'tcp'
+  : process.argv.includes('--utp')
+    ? 'utp'
+    : undefined
+const onlyShape = process.argv.includes('--single') ? 0 : process.argv.includes('--multi') ? 1 : undefined
 const MiB = 1024 * 1024
 const GiB = 1024 * MiB
 const PIECE = 256 * 1024
@@ -50,10 +57,11 @@ function shapes(): Shape[] {
     files[`dir${i % 7}/file-${String(i).padStart(3, '0')}.bin`] = size
     left -= size
   })
-  return [
+  const all = [
     { name: quick ? 'single 128 MiB' : 'single 1 GiB', files: { 'single.bin': single } },
     { name: `multi ${multiTotal / MiB} MiB / ${count} files`, files },
   ]
+  return onlyShape === undefined ? all : all.slice(onlyShape, onlyShape + 1)
 }
 
 function writeRandom(file: string, size: number): void {
@@ -72,15 +80,27 @@ function writeRandom(file: string, size: number): void {
   }
 }
 
-/** CPU seconds (user + system) and peak RSS of a process, from /proc. */
-function procUsage(pid: number): { cpuSeconds: number; peakRssBytes: number } | undefined {
+interface Usage {
+  readonly cpuSeconds: number
+  /** The part of `cpuSeconds` spent in the kernel (socket reads, page cache writes). */
+  readonly systemSeconds: number
+  readonly peakRssBytes: number
+}
+
+/** CPU seconds (user + system), system seconds and peak RSS of a process, from /proc. */
+function procUsage(pid: number): Usage | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const ticks = Number(fields[11]) + Number(fields[12])
+    const systemTicks = Number(fields[12])
+    const ticks = Number(fields[11]) + systemTicks
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     const hwm = /VmHWM:\s+(\d+) kB/.exec(status)
-    return { cpuSeconds: ticks / 100, peakRssBytes: Number(hwm?.[1] ?? 0) * 1024 }
+    return {
+      cpuSeconds: ticks / 100,
+      systemSeconds: systemTicks / 100,
+      peakRssBytes: Number(hwm?.[1] ?? 0) * 1024,
+    }
   } catch {
     return undefined
   }
@@ -89,10 +109,8 @@ function procUsage(pid: number): { cpuSeconds: number; peakRssBytes: number } | 
 /** TCP rounds per torrent (`BENCH_BT_ROUNDS`, default 3; 1 with --quick). */
 const TCP_ROUNDS = Math.max(1, Number(process.env.BENCH_BT_ROUNDS ?? (quick ? 1 : 3)) || 1)
 
-interface Result {
+interface Result extends Usage {
   readonly seconds: number
-  readonly cpuSeconds: number
-  readonly peakRssBytes: number
   readonly bytes: number
 }
 
@@ -108,6 +126,7 @@ function median(runs: readonly Result[]): Result {
   return {
     seconds: mid(runs.map((r) => r.seconds)),
     cpuSeconds: mid(runs.map((r) => r.cpuSeconds)),
+    systemSeconds: mid(runs.map((r) => r.systemSeconds)),
     peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),
     bytes: mid(runs.map((r) => r.bytes)),
   }
@@ -135,6 +154,7 @@ async function libtorrentLeech(
     return {
       seconds,
       cpuSeconds: (after?.cpuSeconds ?? 0) - (before?.cpuSeconds ?? 0),
+      systemSeconds: (after?.systemSeconds ?? 0) - (before?.systemSeconds ?? 0),
       peakRssBytes: after?.peakRssBytes ?? 0,
       bytes: Number(status.torrents[0]?.totalDone ?? 0),
     }
@@ -197,7 +217,7 @@ async function aria2Leech(torrentPath: string, out: string): Promise<Result> {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )
-  let last: { cpuSeconds: number; peakRssBytes: number } | undefined
+  let last: Usage | undefined
   const sampler = setInterval(() => {
     last = procUsage(child.pid ?? 0) ?? last
   }, 50)
@@ -209,6 +229,7 @@ async function aria2Leech(torrentPath: string, out: string): Promise<Result> {
   return {
     seconds: (performance.now() - started) / 1000,
     cpuSeconds: last?.cpuSeconds ?? 0,
+    systemSeconds: last?.systemSeconds ?? 0,
     peakRssBytes: last?.peakRssBytes ?? 0,
     bytes: 0,
   }
@@ -233,7 +254,8 @@ function collect(child: ChildProcess): Promise<string> {
 function row(who: string, transport: string, r: Result, size: number): string {
   const mbps = size / 1e6 / r.seconds
   const cpuPerGiB = (r.cpuSeconds * GiB) / size
-  return `${who.padEnd(12)} ${transport.padEnd(4)} ${mbps.toFixed(1).padStart(8)} MB/s ${cpuPerGiB.toFixed(2).padStart(7)} CPU s/GiB ${(r.peakRssBytes / MiB).toFixed(0).padStart(6)} MiB peak RSS`
+  const systemPerGiB = (r.systemSeconds * GiB) / size
+  return `${who.padEnd(12)} ${transport.padEnd(4)} ${mbps.toFixed(1).padStart(8)} MB/s ${cpuPerGiB.toFixed(2).padStart(7)} CPU s/GiB (kernel ${systemPerGiB.toFixed(2)}) ${(r.peakRssBytes / MiB).toFixed(0).padStart(6)} MiB peak RSS`
 }
 
 async function main(): Promise<void> {
@@ -262,6 +284,8 @@ async function main(): Promise<void> {
       else for (const [rel, size] of entries) writeRandom(path.join(source, rel), size)
       prepared.push({ shape, seedDir, source, size: entries.reduce((a, [, s]) => a + s, 0), i })
     }
+    // The seed data goes to disk now: its writeback would otherwise run during the first leechers' downloads.
+    spawnSync('sync', { stdio: 'ignore' })
     // aria2 cannot be told a peer: it finds the seeder through opentracker. The tracker is added to the .torrent
     // outside the info dictionary, so the infohash (opentracker's whitelist) is known before.
     const made = []
@@ -285,6 +309,7 @@ async function main(): Promise<void> {
       for (const t of torrents) {
         console.log(`\n${t.shape.name} (${(t.size / MiB).toFixed(0)} MiB, ${PIECE / 1024} KiB pieces)`)
         for (const transport of ['tcp', 'utp'] as const) {
+          if (onlyTransport !== undefined && transport !== onlyTransport) continue
           const utp = transport === 'utp'
           const out = () => {
             const dir = path.join(work, 'out')

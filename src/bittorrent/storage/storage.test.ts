@@ -123,6 +123,51 @@ describe('Storage', () => {
     }
   })
 
+  it('joins the writes queued behind one in progress into few pwritev calls, overlapping ones in order', async () => {
+    const { layout, data } = layoutOf([{ path: 'one.bin', length: 64 * 4_096 }], 4_096)
+    const calls: number[] = []
+    const storage = new Storage({
+      layout,
+      downloadDir: dir,
+      id: 'x',
+      openFile: async (file, flags, mode) => {
+        const handle = await fsp.open(file, flags, mode)
+        return new Proxy(handle, {
+          get(target, prop, receiver) {
+            const value = Reflect.get(target, prop, receiver)
+            if (prop === 'write' || prop === 'writev') {
+              return (...args: unknown[]) => {
+                calls.push(prop === 'write' ? 1 : (args[0] as unknown[]).length)
+                return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+              }
+            }
+            return typeof value === 'function' ? value.bind(target) : value
+          },
+        })
+      },
+    })
+    // Pieces out of order, all at once: the first write goes alone, the rest queue and leave joined.
+    const order = Array.from({ length: 64 }, (_, i) => (i * 37) % 64)
+    await Promise.all(order.map((p) => storage.writeBlock(p, 0, data.subarray(p * 4_096, (p + 1) * 4_096))))
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(64)
+    expect(calls.length).toBeLessThanOrEqual(3)
+    // Overlapping writes queued together keep their order: the last one's bytes win.
+    const first = Buffer.alloc(4_096, 1)
+    const second = Buffer.alloc(4_096, 2)
+    const third = Buffer.alloc(100, 3)
+    await Promise.all([
+      storage.writeBlock(5, 0, first),
+      storage.writeBlock(5, 0, second),
+      storage.writeBlock(5, 50, third),
+    ])
+    const expected = Buffer.concat([second.subarray(0, 50), third, second.subarray(150)])
+    expect(await storage.readBlock(5, 0, 4_096)).toEqual(expected)
+    for (let p = 0; p < 64; p++) {
+      if (p !== 5) expect(await storage.verifyPiece(p)).toBe(true)
+    }
+    await storage.close()
+  })
+
   it('closes a read-only handle that a write to its file replaced while a read still used it', async () => {
     const { layout, data } = layoutOf([{ path: 'one.bin', length: 8_192 }], 4_096)
     const seed = new Storage({ layout, downloadDir: dir, id: 'x' })
@@ -259,7 +304,9 @@ describe('Storage', () => {
       const handle = await fsp.open(file, flags, mode)
       return new Proxy(handle, {
         get(target, prop, receiver) {
-          if (prop === 'write') return () => Promise.reject(Object.assign(new Error(code), { code }))
+          if (prop === 'write' || prop === 'writev') {
+            return () => Promise.reject(Object.assign(new Error(code), { code }))
+          }
           const value = Reflect.get(target, prop, receiver)
           return typeof value === 'function' ? value.bind(target) : value
         },

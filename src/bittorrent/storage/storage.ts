@@ -36,6 +36,17 @@ interface PooledHandle {
 }
 
 const PART_FILE = -1
+/** Buffers joined into one `pwritev` at most (below every system's IOV_MAX). */
+const MAX_WRITE_BUFFERS = 64
+/** Bytes joined into one `pwritev` at most. */
+const MAX_WRITE_BYTES = 16 * 1024 * 1024
+
+interface QueuedWrite {
+  readonly position: number
+  readonly data: Uint8Array
+  readonly resolve: () => void
+  readonly reject: (err: unknown) => void
+}
 
 /**
  * The files of one torrent on disk: blocks in and out, piece verification with SHA-1, skipped files kept out of the
@@ -60,6 +71,8 @@ export class Storage {
   #priorities: FilePriority[]
   readonly #handles = new Map<number, PooledHandle>()
   readonly #opening = new Map<number, Promise<PooledHandle>>()
+  /** Writes waiting for their file's write in progress, by file (see {@link #queueWrite}). */
+  readonly #writeQueues = new Map<number, QueuedWrite[]>()
   #closed = false
 
   constructor(opts: StorageOptions) {
@@ -96,22 +109,28 @@ export class Storage {
     return full
   }
 
-  /** Writes a block (padding bytes are dropped, skipped files' bytes go to the part file). */
+  /**
+   * Writes a block (padding bytes are dropped, skipped files' bytes go to the part file). `data` must stay unchanged
+   * until the promise settles: writes to one file queue behind the one in progress and leave joined.
+   */
   async writeBlock(index: number, begin: number, data: Uint8Array): Promise<void> {
     this.#checkOpen()
     const spans = mapBlock(this.layout, index, begin, data.length)
+    const writes: Promise<void>[] = []
     for (const span of spans) {
       const file = this.layout.files[span.fileIndex]!
       if (file.padding) continue
       const chunk = data.subarray(span.blockOffset, span.blockOffset + span.length)
       if (this.#priorities[span.fileIndex] === 0) {
-        await this.#io(PART_FILE, true, (h) =>
-          writeAll(h, chunk, index * this.layout.pieceLength + begin + span.blockOffset),
+        writes.push(
+          this.#queueWrite(PART_FILE, chunk, index * this.layout.pieceLength + begin + span.blockOffset),
         )
       } else {
-        await this.#io(span.fileIndex, true, (h) => writeAll(h, chunk, span.fileOffset))
+        writes.push(this.#queueWrite(span.fileIndex, chunk, span.fileOffset))
       }
     }
+    if (writes.length === 1) return writes[0]
+    await Promise.all(writes)
   }
 
   /** Reads a block for seeding or hashing. Padding reads as zeros; data not on disk fails with `DATA_MISSING`. */
@@ -344,6 +363,45 @@ export class Storage {
     return this.#realDownloadDir
   }
 
+  /**
+   * Writes `data` at `position` of a file (or the part file). One write per file is in progress at a time: writes
+   * that come meanwhile wait, then leave together, neighbours joined into one `pwritev`. Threads of the pool
+   * writing one file at once only queue on the file's lock in the kernel, and a download's pieces mostly arrive
+   * in order, so a queue of them becomes a few large writes.
+   */
+  #queueWrite(fileIndex: number, data: Uint8Array, position: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const queue = this.#writeQueues.get(fileIndex)
+      if (queue !== undefined) {
+        queue.push({ position, data, resolve, reject })
+        return
+      }
+      this.#writeQueues.set(fileIndex, [{ position, data, resolve, reject }])
+      void this.#drainWrites(fileIndex)
+    })
+  }
+
+  async #drainWrites(fileIndex: number): Promise<void> {
+    for (;;) {
+      const queue = this.#writeQueues.get(fileIndex)!
+      if (queue.length === 0) {
+        this.#writeQueues.delete(fileIndex)
+        return
+      }
+      // Taken now; writes that come while these run wait in the queue left in the map.
+      const batch = queue.splice(0)
+      for (const run of writeRuns(batch)) {
+        const buffers = run.map((w) => w.data)
+        try {
+          await this.#io(fileIndex, true, (h) => writevAll(h, buffers, run[0]!.position))
+          for (const w of run) w.resolve()
+        } catch (err) {
+          for (const w of run) w.reject(err)
+        }
+      }
+    }
+  }
+
   /** Runs `fn` with an open handle of file `fileIndex` (or the part file), opening it (pooled) if needed. */
   async #io<T>(fileIndex: number, write: boolean, fn: (handle: FileHandle) => Promise<T>): Promise<T> {
     const file = fileIndex === PART_FILE ? this.partFilePath : this.filePath(fileIndex)
@@ -475,6 +533,61 @@ async function writeAll(handle: FileHandle, data: Uint8Array, position: number):
   while (written < data.length) {
     const { bytesWritten } = await handle.write(data, written, data.length - written, position + written)
     written += bytesWritten
+  }
+}
+
+/**
+ * Splits queued writes of one file into runs that are each one `pwritev`: sorted by position and joined where one
+ * ends where the next starts. When writes overlap, their order decides the bytes, so they stay in queue order.
+ */
+function writeRuns(batch: QueuedWrite[]): QueuedWrite[][] {
+  if (batch.length === 1) return [batch]
+  const sorted = [...batch].sort((a, b) => a.position - b.position)
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1]!
+    if (sorted[i]!.position < prev.position + prev.data.length) {
+      return batch.map((w) => [w])
+    }
+  }
+  const runs: QueuedWrite[][] = []
+  let run: QueuedWrite[] = []
+  let end = -1
+  let bytes = 0
+  for (const w of sorted) {
+    if (
+      run.length > 0 &&
+      (w.position !== end || run.length >= MAX_WRITE_BUFFERS || bytes + w.data.length > MAX_WRITE_BYTES)
+    ) {
+      runs.push(run)
+      run = []
+      bytes = 0
+    }
+    run.push(w)
+    end = w.position + w.data.length
+    bytes += w.data.length
+  }
+  runs.push(run)
+  return runs
+}
+
+/** Writes every byte of `buffers`, in order, from `position` on (pwritev, continued after a short write). */
+async function writevAll(handle: FileHandle, buffers: Uint8Array[], position: number): Promise<void> {
+  if (buffers.length === 1) return writeAll(handle, buffers[0]!, position)
+  let pending = buffers
+  let at = position
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending, at)
+    if (bytesWritten <= 0)
+      throw new StorageError('IO_ERROR', { reason: 'write made no progress', position: at })
+    at += bytesWritten
+    let skip = bytesWritten
+    let i = 0
+    while (i < pending.length && skip >= pending[i]!.length) {
+      skip -= pending[i]!.length
+      i++
+    }
+    pending = pending.slice(i)
+    if (skip > 0) pending[0] = pending[0]!.subarray(skip)
   }
 }
 
