@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import {
   type Clock,
@@ -22,7 +21,14 @@ import {
   RateMeter,
 } from '../peer-wire/index.js'
 import { Bitfield, PiecePicker, type Priority } from '../piece-picker/index.js'
-import { decodeResumeData, type FilePriority, Storage, StorageError } from '../storage/index.js'
+import {
+  allocPiece,
+  decodeResumeData,
+  type FilePriority,
+  Storage,
+  StorageError,
+  sha1Pool,
+} from '../storage/index.js'
 import { decideUnchokes } from './choker.js'
 import {
   type DownloadDeps,
@@ -44,8 +50,11 @@ const MAX_DIAL_FAILURES = 8
  * are told by others, so without a bound one peer could grow the list, and each tick's walk over it, forever.
  */
 export const MAX_PEER_CANDIDATES = 3000
-/** Verified pieces waiting for the disk before requests pause: bounds memory when the disk is slower than the swarm. */
-const DEFAULT_MAX_PENDING_WRITE_BYTES = 24 * 1024 * 1024
+/**
+ * Complete pieces being hashed or waiting for the disk before requests pause: bounds memory when the disk (or the
+ * hash worker) is slower than the swarm.
+ */
+const DEFAULT_MAX_PENDING_WRITE_BYTES = 16 * 1024 * 1024
 /**
  * Piece buffers kept for reuse once their piece is on disk, so a download does not allocate one per piece, beyond
  * as many as the pending writes may hold: a burst of writes that held more hands them all back, instead of leaving
@@ -1059,7 +1068,7 @@ export class Download {
       let buf = this.#partial.get(index)
       if (buf === undefined) {
         const size = picker.pieceSize(index)
-        buf = (size === torrent.pieceLength ? this.#spare.pop() : undefined) ?? Buffer.allocUnsafe(size)
+        buf = (size === torrent.pieceLength ? this.#spare.pop() : undefined) ?? allocPiece(size)
         this.#partial.set(index, buf)
       }
       block.copy(buf, begin)
@@ -1072,31 +1081,54 @@ export class Download {
     this.#fill(peer)
   }
 
-  #pieceComplete(index: number, data: Buffer): void {
-    const torrent = this.#torrent!
+  /**
+   * Hashes a piece whose blocks all arrived (on the hash worker, which has the buffer meanwhile), then writes it or
+   * drops it. It counts as a pending write from now, so the memory bound and {@link stop} cover pieces being hashed
+   * too.
+   */
+  #pieceComplete(index: number, piece: Buffer): void {
     const picker = this.#picker!
+    const running = this.#running
+    const bytes = piece.length
     this.#partial.delete(index)
-    const ok = createHash('sha1').update(data).digest().equals(torrent.pieces[index]!)
-    if (!ok) {
-      this.#hashFailed(index, picker.pieceFailed(index), data.length)
-      this.#recycle(data)
-      return
-    }
-    picker.pieceVerified(index)
-    const storage = this.#storage
-    if (storage === undefined) return
     this.#pendingWrites++
-    this.#pendingWriteBytes += data.length
-    storage.writeBlock(index, 0, data).then(
-      () => {
+    this.#pendingWriteBytes += bytes
+    void sha1Pool.sha1Piece(piece).then(({ digest, data }) => {
+      if (this.#running !== running || this.#picker !== picker) {
+        // Stopped (and the picker rebuilt) meanwhile: the piece is fetched again after a restart.
+        this.#writeSettled(bytes)
+        return
+      }
+      if (digest === undefined) {
+        // The hash worker failed with the piece: nobody is to blame, the piece is fetched again.
+        this.#writeSettled(bytes)
+        picker.pieceFailed(index)
+        for (const peer of this.#peers) this.#fill(peer)
+        return
+      }
+      if (!digest.equals(this.#torrent!.pieces[index]!)) {
+        this.#writeSettled(bytes)
+        this.#hashFailed(index, picker.pieceFailed(index), bytes)
         this.#recycle(data)
-        this.#written(index, data.length)
-      },
-      (err: unknown) => {
-        this.#writeSettled(data.length)
-        this.#fail(err)
-      },
-    )
+        return
+      }
+      picker.pieceVerified(index)
+      const storage = this.#storage
+      if (storage === undefined) {
+        this.#writeSettled(bytes)
+        return
+      }
+      storage.writeBlock(index, 0, data).then(
+        () => {
+          this.#recycle(data)
+          this.#written(index, bytes)
+        },
+        (err: unknown) => {
+          this.#writeSettled(bytes)
+          this.#fail(err)
+        },
+      )
+    })
   }
 
   /** Keeps a piece buffer nothing refers to any more for the next piece. */

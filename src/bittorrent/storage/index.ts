@@ -9,6 +9,7 @@
  * const { have } = await storage.restore(savedResume)
  * ```
  */
+export { allocPiece, type HashedPiece, HashPool, sha1Pool } from './hash-pool.js'
 export { filePieces, mapBlock, pieceSize } from './layout.js'
 export {
   decodeResumeData,
