@@ -222,6 +222,11 @@ export class Download {
   #ticks = 0
   readonly #connections = { tcp: 0, utp: 0 }
   #resume: Uint8Array | undefined
+  /**
+   * Bytes of the wanted pieces and of those of them on disk, for {@link status}: counted again only when the
+   * selection or the pieces on disk are replaced, and kept up to date as pieces are written.
+   */
+  #wantedCount: { wanted: number; done: number } | undefined
 
   constructor(deps: DownloadDeps, opts: DownloadOptions) {
     if (opts.infoHash.length !== 20) throw new DownloadError('INVALID_STATE', { reason: 'info hash length' })
@@ -477,8 +482,7 @@ export class Download {
   > {
     const torrent = this.#torrent
     const picker = this.#picker
-    const wanted = this.#wantedBytes()
-    const done = this.#doneWantedBytes()
+    const { wanted, done } = this.#wantedAndDone()
     const allTime = this.allTimeTotals
     const speedDown = this.#down.ratePerSec
     const speedUp = this.#up.ratePerSec
@@ -610,6 +614,7 @@ export class Download {
     }
     this.#priorities = next
     this.#picker?.setFilePriorities(torrent.files, next)
+    this.#wantedCount = undefined
     this.#dirty = true
     if (this.#state === 'DLSTATUS_SEEDING' && !this.isComplete) this.#setState('DLSTATUS_DOWNLOADING')
     for (const peer of this.#peers) this.#updateInterest(peer)
@@ -647,6 +652,7 @@ export class Download {
     picker.setFilePriorities(torrent.files, this.#priorities)
     for (const piece of this.#onDisk) picker.setHave(piece)
     this.#picker = picker
+    this.#wantedCount = undefined
   }
 
   /** Opens storage, restores or checks the data, then enters downloading or seeding and opens the swarm. */
@@ -1141,6 +1147,11 @@ export class Download {
   #written(index: number, bytes: number): void {
     this.#writeSettled(bytes)
     if (this.#running === undefined || this.#onDisk === undefined) return
+    if (!this.#onDisk.has(index) && this.#wantedCount !== undefined) {
+      const picker = this.#picker
+      if (picker !== undefined && picker.piecePriority(index) > 0)
+        this.#wantedCount.done += picker.pieceSize(index)
+    }
     this.#onDisk.set(index)
     this.#dirty = true
     for (const peer of this.#peers) {
@@ -1421,23 +1432,23 @@ export class Download {
     this.events.emit('state', state)
   }
 
-  #wantedBytes(): number {
-    const torrent = this.#torrent
-    const picker = this.#picker
-    if (torrent === undefined || picker === undefined) return 0
-    let total = 0
-    for (let p = 0; p < torrent.pieceCount; p++) if (picker.piecePriority(p) > 0) total += picker.pieceSize(p)
-    return total
-  }
-
-  #doneWantedBytes(): number {
+  #wantedAndDone(): { wanted: number; done: number } {
+    const cached = this.#wantedCount
+    if (cached !== undefined) return cached
     const torrent = this.#torrent
     const picker = this.#picker
     const onDisk = this.#onDisk
-    if (torrent === undefined || picker === undefined || onDisk === undefined) return 0
-    let total = 0
-    for (const p of onDisk) if (picker.piecePriority(p) > 0) total += picker.pieceSize(p)
-    return total
+    if (torrent === undefined || picker === undefined || onDisk === undefined) return { wanted: 0, done: 0 }
+    let wanted = 0
+    let done = 0
+    for (let p = 0; p < torrent.pieceCount; p++) {
+      if (picker.piecePriority(p) === 0) continue
+      const size = picker.pieceSize(p)
+      wanted += size
+      if (onDisk.has(p)) done += size
+    }
+    this.#wantedCount = { wanted, done }
+    return this.#wantedCount
   }
 
   #fileProgress(offset: number, length: number): number {
@@ -1458,12 +1469,18 @@ export class Download {
   }
 
   #distributedCopies(picker: PiecePicker<Peer>): number {
+    // The rarest piece's count, plus the share of pieces above it (libtorrent's distributed copies), in one pass.
     let min = Number.POSITIVE_INFINITY
-    for (let p = 0; p < picker.pieceCount; p++) min = Math.min(min, picker.availability(p))
+    let atMin = 0
+    for (let p = 0; p < picker.pieceCount; p++) {
+      const a = picker.availability(p)
+      if (a < min) {
+        min = a
+        atMin = 1
+      } else if (a === min) atMin++
+    }
     if (!Number.isFinite(min)) return 0
-    let above = 0
-    for (let p = 0; p < picker.pieceCount; p++) if (picker.availability(p) > min) above++
-    return min + above / picker.pieceCount
+    return min + (picker.pieceCount - atMin) / picker.pieceCount
   }
 }
 
