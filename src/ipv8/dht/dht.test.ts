@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../common/index.js'
-import { MemoryNetwork } from '../../net/index.js'
+import { MemoryNetwork, seededRandom } from '../../net/index.js'
 import { PrivateKey } from '../keys/index.js'
-import { communityPrefix, signedPacket } from '../serialization/index.js'
+import { communityPrefix, type PayloadSchema, signedPacket } from '../serialization/index.js'
 import { OverlayTestNetwork } from '../testing/harness.js'
 import {
+  ConnectPeerRequestPayload,
+  ConnectPeerResponsePayload,
   calcNodeId,
   DHT_COMMUNITY_ID,
   DHTDiscoveryCommunity,
@@ -17,8 +19,13 @@ import {
   MAX_BUCKET_SIZE,
   MAX_STORED_KEYS,
   MAX_VALUES_PER_KEY,
+  PingRequestPayload,
+  PingResponsePayload,
   RoutingTable,
+  StorePeerRequestPayload,
+  StorePeerResponsePayload,
   StoreRequestPayload,
+  StoreResponsePayload,
   ValueStore,
 } from './index.js'
 
@@ -271,6 +278,61 @@ describe('a DHT of 20 nodes on the in-memory network', () => {
     expect(a.storingUs.length).toBe(storing.length)
     const found = await s.settle(s.net.node(9).community.connectPeer(a.myMid))
     expect(found.some((n) => n.mid.equals(a.myMid))).toBe(true)
+  }, 120_000)
+
+  it('survives fuzzed messages of every DHT type, validly signed, and keeps working', async () => {
+    const s = await dhtNetwork(3)
+    const target = s.net.node(1)
+    const source = s.net.node(2)
+    const prefix = communityPrefix(DHT_COMMUNITY_ID)
+    const random = seededRandom(99)
+    const byte = (): number => Math.floor(random() * 256)
+    const node = { address: { host: '127.0.0.9', port: 9 }, publicKey: source.key.publicKey.toBin() }
+    const samples: Array<[PayloadSchema<never>, unknown]> = [
+      [PingRequestPayload, { identifier: 1 }],
+      [PingResponsePayload, { identifier: 2 }],
+      [StoreRequestPayload, { identifier: 3, token: Buffer.alloc(20), target: Buffer.alloc(20), values: [] }],
+      [StoreResponsePayload, { identifier: 4 }],
+      [
+        FindRequestPayload,
+        { identifier: 5, lanAddress: node.address, target: Buffer.alloc(20), offset: 0, forceNodes: true },
+      ],
+      [
+        FindResponsePayload,
+        { identifier: 6, token: Buffer.alloc(20), values: [Buffer.from([0, 1])], nodes: [node] },
+      ],
+      [StorePeerRequestPayload, { identifier: 7, token: Buffer.alloc(20), target: Buffer.alloc(20) }],
+      [StorePeerResponsePayload, { identifier: 8 }],
+      [ConnectPeerRequestPayload, { identifier: 9, lanAddress: node.address, target: Buffer.alloc(20) }],
+      [ConnectPeerResponsePayload, { identifier: 10, nodes: [node, node] }],
+    ] as never
+    const header = 23 + 2 + 74
+    for (let i = 0; i < 600; i++) {
+      const [schema, value] = samples[i % samples.length] as [PayloadSchema<never>, never]
+      const body = Buffer.from(schema.encode(value))
+      // flip, cut or extend the body, then sign what is left so only the payload is wrong
+      const mutated = Buffer.from(body)
+      for (let k = 0; k < 1 + (i % 4); k++) if (mutated.length > 0) mutated[byte() % mutated.length] = byte()
+      const cut = i % 3 === 0 ? mutated.subarray(0, byte() % (mutated.length + 1)) : mutated
+      const grown = i % 5 === 0 ? Buffer.concat([cut, Buffer.from([byte(), byte()])]) : cut
+      const unsigned = Buffer.concat([
+        prefix,
+        Buffer.from([schema.msgId, 0, 74]),
+        source.key.publicKey.toBin(),
+        grown,
+      ])
+      expect(unsigned.length).toBe(header + grown.length)
+      source.socket.send(Buffer.concat([unsigned, source.key.sign(unsigned)]), target.socket.local)
+      if (i % 50 === 49) await s.run(200)
+    }
+    await s.run(2_000)
+    expect(target.community.statistics.dropped.handlerError).toBe(0)
+    expect(target.community.statistics.dropped.malformed).toBeGreaterThan(0)
+    // still a working node
+    const key = Buffer.alloc(20, 0x66)
+    await s.settle(s.net.node(0).community.storeValue(key, Buffer.from('after the fuzz')))
+    const values = await s.settle(target.community.findValues(key))
+    expect(values.map((v) => v.data.toString())).toContain('after the fuzz')
   }, 120_000)
 
   it('drops and counts malformed, forged and token-less messages', async () => {
