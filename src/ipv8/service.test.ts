@@ -159,7 +159,10 @@ describe('Ipv8Service', () => {
     ])
     expect(a.dht?.communityId.toString('hex')).toBe('8d0be1845d74d175f178197cad001591d04d73cc')
     expect((a.tunnels as HiddenTunnelCommunity).introPointDirectory).toBeDefined()
-    // the DHT walks from the same bootstrap list as the other overlays
+    // the DHT walks from the same bootstrap list as the other overlays: without the public network, only the
+    // explicit addresses
+    expect(a.dht?.bootstrapAddresses).toEqual([])
+    expect(b.dht?.bootstrapAddresses).toEqual([{ host: '127.0.0.1', port: 8090 }])
     for (let i = 0; i < 200 && (a.dht?.routingTables[0]?.size ?? 0) === 0; i++)
       await new Promise((r) => setTimeout(r, 20))
     expect(a.dht?.routingTables[0]?.get(b.dht?.myNodeId() ?? Buffer.alloc(20))).toBeDefined()
