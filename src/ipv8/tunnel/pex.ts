@@ -52,6 +52,8 @@ export class PexCommunity extends Community {
       walkIntervalMs: 5_000,
       strategies: (c) => [new RandomWalk(c, { targetPeers: 10 })],
       ...settings,
+      // the trackers and explicit addresses only, as py-ipv8's: no LAN broadcast socket per swarm
+      bootstrap: { lanBroadcast: false, ...settings.bootstrap },
     })
     this.infoHash = Buffer.from(infoHash)
   }
