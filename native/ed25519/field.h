@@ -1,8 +1,9 @@
 // Arithmetic modulo p = 2^255 - 19 in radix 2^51: five 64-bit limbs, products in unsigned __int128.
 //
 // Bounds: fe_mul and fe_sq accept limbs below 2^54 and return limbs below 2^51 + 2^13. fe_add of two reduced
-// values gives limbs below 2^52.1; fe_sub adds 4p before subtracting, so its subtrahend must have limbs below
-// 2^53 and its result stays below 2^54. Every point formula feeds add/sub results straight into a product.
+// values gives limbs below 2^52.1; fe_sub adds 4p before subtracting, so its subtrahend must have limbs no larger
+// than 4p's (a product, a small constant or fe_carry's output, never another difference) and its result stays
+// below 2^54. Every point formula feeds add/sub results straight into a product.
 #ifndef TRIBLER_ED25519_FIELD_H
 #define TRIBLER_ED25519_FIELD_H
 
@@ -34,6 +35,28 @@ static inline void fe_sub(fe *h, const fe *f, const fe *g) {
   h->v[2] = f->v[2] + 0x1ffffffffffffcULL - g->v[2];
   h->v[3] = f->v[3] + 0x1ffffffffffffcULL - g->v[3];
   h->v[4] = f->v[4] + 0x1ffffffffffffcULL - g->v[4];
+}
+
+// Carries once through the limbs: afterwards every limb is below 2^51 + 2^13, so the value may be subtracted.
+static inline void fe_carry(fe *h) {
+  uint64_t c;
+  c = h->v[0] >> 51;
+  h->v[0] &= FE_MASK;
+  h->v[1] += c;
+  c = h->v[1] >> 51;
+  h->v[1] &= FE_MASK;
+  h->v[2] += c;
+  c = h->v[2] >> 51;
+  h->v[2] &= FE_MASK;
+  h->v[3] += c;
+  c = h->v[3] >> 51;
+  h->v[3] &= FE_MASK;
+  h->v[4] += c;
+  c = h->v[4] >> 51;
+  h->v[4] &= FE_MASK;
+  h->v[0] += 19 * c;
+  h->v[1] += h->v[0] >> 51;
+  h->v[0] &= FE_MASK;
 }
 
 static inline void fe_neg(fe *h, const fe *f) {

@@ -159,6 +159,7 @@ static inline int ge_decompress(ge_ext *p, const uint8_t s[32]) {
   fe_sq(&u, &y);
   fe_mul(&v, &u, &FE_D);
   fe_sub(&u, &u, &one);  // y^2 - 1
+  fe_carry(&u);          // u is subtracted below
   fe_add(&v, &v, &one);  // d y^2 + 1
   fe_sq(&v3, &v);
   fe_mul(&v3, &v3, &v);  // v^3

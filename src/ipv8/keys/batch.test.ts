@@ -69,6 +69,23 @@ function decode(s: Uint8Array): Point {
   if (Number(x & 1n) !== sign) x = mod(-x)
   return [x, y, 1n, mod(x * y)]
 }
+/** Whether `s` encodes a curve point (canonical y, an x that exists, no x = 0 with the sign bit). */
+function decodes(s: Uint8Array): boolean {
+  const y = leNumber(s) & (2n ** 255n - 1n)
+  if (y >= P) return false
+  const u = mod(y * y - 1n)
+  const v = mod(D * y * y + 1n)
+  let x = mod(u * pow(v, 3n) * pow(u * pow(v, 7n), (P - 5n) / 8n))
+  if (mod(v * x * x) !== u) x = mod(x * SQRT_M1)
+  if (mod(v * x * x) !== u) return false
+  return !(x === 0n && (s[31] as number) >> 7 === 1)
+}
+/** A square root modulo p, or undefined for a non-residue. */
+function sqrtModP(t: bigint): bigint | undefined {
+  let c = pow(t, (P + 3n) / 8n)
+  if (mod(c * c) !== mod(t)) c = mod(c * SQRT_M1)
+  return mod(c * c) === mod(t) ? c : undefined
+}
 const BASE = decode(Buffer.from('5866666666666666666666666666666666666666666666666666666666666666', 'hex'))
 /** A point of order 8 (the canonical y of the order-8 points). */
 const T8 = decode(Buffer.from('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', 'hex'))
@@ -308,6 +325,35 @@ describe('Ed25519 batch verification', () => {
       expect(libsodium(forged)).toBe(false)
       expect(nativeVerdict(items).included[5]).toBe(false)
     }
+  })
+
+  it('decompresses exactly the encodings the reference does: random y, and y^2 next to a multiple of 2^51', () => {
+    const lib = nativeBatchForTests
+    if (lib === undefined) throw new Error('native verifier not loaded')
+    const table = new Uint8Array(lib.KEY_BYTES)
+    let points = 0
+    let edge = 0
+    for (let i = 0; i < 3_000; i++) {
+      let y: bigint
+      if (i % 2 === 0) {
+        y = leNumber(randomBytes(32)) & (2n ** 255n - 1n)
+      } else {
+        // y^2 a multiple of 2^51 (or one more): y^2 - 1 borrows across limbs
+        const t = mod(((leNumber(randomBytes(26)) << 51n) + BigInt(i % 4 === 1 ? 0 : 1)) % P)
+        const root = sqrtModP(t)
+        if (root === undefined) continue
+        y = root
+        edge += 1
+      }
+      const encoded = leBytes(y)
+      encoded[31] = (encoded[31] as number) | ((i & 2) << 6)
+      const expected = decodes(encoded) && y !== 1n && y !== P - 1n && y !== 0n
+      // keys of small order are refused too; those of order 8 turn up with probability 2^-250 here
+      expect(lib.prepareKey(encoded, table)).toBe(expected)
+      if (expected) points += 1
+    }
+    expect(edge).toBeGreaterThan(500)
+    expect(points).toBeGreaterThan(500)
   })
 
   it('rejects non-canonical encodings of y in R and in the key, as libsodium does', () => {
