@@ -6,7 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import {
   DHTDiscoveryCommunity,
   DhtIntroPointProvider,
+  hiddenLookupHash,
   PEER_SOURCE_DHT,
+  PEER_SOURCE_PEX,
+  PexCommunity,
   PrivateKey,
 } from '../../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
@@ -36,12 +39,14 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs: num
   return false
 }
 
-async function startPy(walkTo: { host: string; port: number }[]): Promise<PyDht> {
-  const child: ChildProcessWithoutNullStreams = spawn(
-    '/usr/bin/python3',
-    [SCRIPT, JSON.stringify({ hosts: PY_HOSTS, walk_to: walkTo.map((a) => [a.host, a.port]) })],
-    { env: { ...process.env, PY_IPV8_DIR: PY_IPV8_DIR as string } },
-  )
+async function startPy(
+  walkTo: { host: string; port: number }[],
+  pex?: { info_hash: string; seeder_pks: string[] },
+): Promise<PyDht> {
+  const spec = { hosts: PY_HOSTS, walk_to: walkTo.map((a) => [a.host, a.port]), ...(pex && { pex }) }
+  const child: ChildProcessWithoutNullStreams = spawn('/usr/bin/python3', [SCRIPT, JSON.stringify(spec)], {
+    env: { ...process.env, PY_IPV8_DIR: PY_IPV8_DIR as string },
+  })
   const lines: Answer[] = []
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => {
@@ -164,5 +169,60 @@ describe.skipIf(!available)('the DHT against py-ipv8 DHTDiscoveryCommunity nodes
       expect(c.statistics.dropped.malformed).toBe(0)
       expect(c.statistics.dropped.handlerError).toBe(0)
     }
+  }, 180_000)
+
+  it('exchanges seeder keys with py-ipv8 PexCommunity nodes of the same swarm', async () => {
+    const infoHash = hiddenLookupHash(Buffer.alloc(20, 0x77))
+    const ourKeys = TS_HOSTS.map(() => PrivateKey.generate().publicKey.toBin())
+    const pyKeys = PY_HOSTS.map(() => PrivateKey.generate().publicKey.toBin())
+    const net = await OverlayTestNetwork.create(
+      TS_HOSTS.length,
+      (deps, i, bootstrap) => {
+        const pex = new PexCommunity(deps, infoHash, {
+          walkIntervalMs: 500,
+          bootstrap: { publicNetwork: false, addresses: bootstrap, intervalMs: 1_000 },
+        })
+        pex.startAnnounce(ourKeys[i] as Buffer)
+        return pex
+      },
+      { transport: udpTransport, hostOf: (i) => TS_HOSTS[i] as string },
+    )
+    stops.push(() => net.stopAll())
+    await net.startAll()
+    const py = await startPy([net.node(0).socket.local], {
+      info_hash: infoHash.toString('hex'),
+      seeder_pks: pyKeys.map((k) => k.toString('hex')),
+    })
+    stops.push(() => py.stop())
+    const hex = (keys: Buffer[]): string[] => keys.map((k) => k.toString('hex')).sort()
+    const all = hex([...ourKeys, ...pyKeys])
+    // ours learn every py-ipv8 introduction point's seeder key, and py-ipv8's learn ours
+    expect(
+      await until(
+        () =>
+          net.nodes.every((n) => {
+            const known = hex(n.community.introPoints().map((ip) => ip.seederPk))
+            return all.every((k) => known.includes(k))
+          }),
+        60_000,
+      ),
+    ).toBe(true)
+    type PyIntro = { address: [string, number]; key: string; seeder_pk: string; source: number }
+    let pyKnown: PyIntro[] = []
+    expect(
+      await until(async () => {
+        pyKnown = (await py.command({ cmd: 'pex', node: 1 })).intro_points as PyIntro[]
+        return ourKeys.every((k) => pyKnown.some((ip) => ip.seeder_pk === k.toString('hex')))
+      }, 60_000),
+    ).toBe(true)
+    for (const [i, key] of ourKeys.entries()) {
+      const ip = pyKnown.find((p) => p.seeder_pk === key.toString('hex'))
+      expect(ip).toMatchObject({
+        address: [TS_HOSTS[i], net.node(i).socket.local.port],
+        key: net.node(i).key.publicKey.toBin().toString('hex'),
+        source: PEER_SOURCE_PEX,
+      })
+    }
+    for (const n of net.nodes) expect(n.community.counters.malformed).toBe(0)
   }, 180_000)
 })

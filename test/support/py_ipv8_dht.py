@@ -1,7 +1,9 @@
 """Runs py-ipv8 DHTDiscoveryCommunity nodes on loopback for the DHT interop tests.
 
 Usage: py_ipv8_dht.py <spec json>; PY_IPV8_DIR names a py-ipv8 checkout (pure Python, 241d0c2).
-spec = {"hosts": ["127.0.0.x", ...], "walk_to": [[host, port]]}
+spec = {"hosts": ["127.0.0.x", ...], "walk_to": [[host, port]],
+        "pex": {"info_hash": hex, "seeder_pks": [hex per node]} | absent}
+With "pex", every node also runs the PexCommunity of that info-hash, announcing its seeder key.
 Prints {"ready": [[host, port], ...]} once bound, then answers one JSON command per stdin line, each answer on
 one line with the command's "id":
   {"cmd": "status"}                               -> {"nodes": [routing table size per node]}
@@ -9,6 +11,7 @@ one line with the command's "id":
   {"cmd": "find", "node": i, "key": hex}                         -> {"values": [[hex, hex | null], ...]} | {"error"}
   {"cmd": "announce", "node": i, "info_hash": hex, "intro_pk": hex, "seeder_pk": hex, "address": [host, port]}
                                                                  -> {"announced": true}
+  {"cmd": "pex", "node": i}  -> {"intro_points": [...]} as the node's PexCommunity knows them
   {"cmd": "lookup", "node": i, "info_hash": hex}
       -> {"intro_points": [{"address": [host, port], "key": hex, "seeder_pk": hex, "source": n}]}
 Exits when stdin closes.
@@ -26,6 +29,7 @@ from ipv8.community import CommunitySettings  # noqa: E402
 from ipv8.dht.discovery import DHTDiscoveryCommunity  # noqa: E402
 from ipv8.dht.provider import DHTCommunityProvider  # noqa: E402
 from ipv8.keyvault.crypto import default_eccrypto  # noqa: E402
+from ipv8.messaging.anonymization.pex import PexCommunity, PexSettings  # noqa: E402
 from ipv8.messaging.anonymization.tunnel import IntroductionPoint  # noqa: E402
 from ipv8.messaging.interfaces.udp.endpoint import UDPEndpoint, UDPv4Address  # noqa: E402
 from ipv8.peer import Peer  # noqa: E402
@@ -37,7 +41,12 @@ def emit(obj):
     sys.stdout.flush()
 
 
-async def handle(nodes, providers, command):
+def intro_json(intro_points):
+    return {"intro_points": [{"address": list(ip.peer.address), "key": ip.peer.public_key.key_to_bin().hex(),
+                              "seeder_pk": ip.seeder_pk.hex(), "source": ip.source} for ip in intro_points]}
+
+
+async def handle(nodes, providers, pexes, command):
     node = nodes[command.get("node", 0)]
     provider = providers[command.get("node", 0)]
     cmd = command["cmd"]
@@ -57,21 +66,28 @@ async def handle(nodes, providers, command):
         return {"announced": True}
     if cmd == "lookup":
         result = await provider.lookup(bytes.fromhex(command["info_hash"]))
-        intro_points = result[1] if result else []
-        return {"intro_points": [{"address": list(ip.peer.address), "key": ip.peer.public_key.key_to_bin().hex(),
-                                  "seeder_pk": ip.seeder_pk.hex(), "source": ip.source} for ip in intro_points]}
+        return intro_json(result[1] if result else [])
+    if cmd == "pex":
+        return intro_json(pexes[command.get("node", 0)].get_intro_points())
     return {"error": f"unknown command {cmd}"}
 
 
 async def main():
     spec = json.loads(sys.argv[1])
     nodes = []
-    for host in spec["hosts"]:
+    pexes = []
+    pex_spec = spec.get("pex")
+    for i, host in enumerate(spec["hosts"]):
         endpoint = UDPEndpoint(port=0, ip=host)
         await endpoint.open()
-        settings = CommunitySettings(my_peer=Peer(default_eccrypto.generate_key("curve25519")), endpoint=endpoint,
-                                     network=Network())
+        my_peer = Peer(default_eccrypto.generate_key("curve25519"))
+        settings = CommunitySettings(my_peer=my_peer, endpoint=endpoint, network=Network())
         nodes.append(DHTDiscoveryCommunity(settings))
+        if pex_spec:
+            pex = PexCommunity(PexSettings(my_peer=my_peer, endpoint=endpoint, network=Network(),
+                                           info_hash=bytes.fromhex(pex_spec["info_hash"])))
+            pex.start_announce(bytes.fromhex(pex_spec["seeder_pks"][i]))
+            pexes.append(pex)
     providers = [DHTCommunityProvider(n, 0) for n in nodes]
     emit({"ready": [list(n.endpoint.get_address()) for n in nodes]})
 
@@ -79,7 +95,7 @@ async def main():
 
     async def walk():
         while True:
-            for n in nodes:
+            for n in nodes + pexes:
                 for t in targets:
                     if t != n.endpoint.get_address():
                         n.walk_to(t)
@@ -92,7 +108,7 @@ async def main():
 
     async def run(command):
         try:
-            answer = await asyncio.wait_for(handle(nodes, providers, command), 30)
+            answer = await asyncio.wait_for(handle(nodes, providers, pexes, command), 30)
         except Exception as e:  # noqa: BLE001
             answer = {"error": repr(e)}
         emit({"id": command.get("id"), **answer})
@@ -103,8 +119,9 @@ async def main():
             break
         asyncio.ensure_future(run(json.loads(line)))
     walker.cancel()
-    for n in nodes:
+    for n in pexes + nodes:
         await n.unload()
+    for n in nodes:
         n.endpoint.close()
 
 
