@@ -22,8 +22,9 @@ import {
   deriveSessionKeys,
   encryptLayer,
   generateEphemeralKey,
-  onionDecrypt,
   onionEncrypt,
+  onionOpen,
+  openLayer,
   respondToKeyExchange,
   type SessionKeys,
   sealLayer,
@@ -730,16 +731,17 @@ export class TunnelCommunity extends Community {
     }
     const circuitId = cell.circuitId
     const route = this.relays.get(circuitId)
-    if (route !== undefined) return this.#relayCell(cell, route, data.length)
+    if (route !== undefined) return this.#relayCell(cell, route, data)
 
     const circuit = this.circuits.get(circuitId)
     const exit = this.exitSockets.get(circuitId)
     let message = cell.message
     if (!cell.plaintext) {
+      // the datagram is ours alone: its layers are opened in place, without a buffer per layer
       try {
-        if (exit !== undefined) message = decryptLayer(message, exit.keys, FORWARD)
+        if (exit !== undefined) message = openLayer(message, exit.keys, FORWARD)
         else if (circuit !== undefined && circuit.hops.length > 0) {
-          message = onionDecrypt(message, circuit.hopKeys)
+          message = onionOpen(message, circuit.hopKeys)
           if (circuit.hsKeys !== undefined)
             message = decryptLayer(
               message,
@@ -788,7 +790,8 @@ export class TunnelCommunity extends Community {
     return true
   }
 
-  #relayCell(cell: Cell, next: RelayRoute, length: number): boolean {
+  #relayCell(cell: Cell, next: RelayRoute, data: Buffer): boolean {
+    const length = data.length
     if (cell.plaintext) {
       this.drops.malformed += 1
       return false
@@ -797,20 +800,25 @@ export class TunnelCommunity extends Community {
       this.drops.relayEarly += 1
       return false
     }
-    let sealed: Buffer
+    let packet: Buffer
     try {
       const rendezvous = next.rendezvousKeys
-      sealed =
-        rendezvous !== undefined
-          ? encryptLayer(
-              decryptLayer(cell.message, next.keys, FORWARD),
-              rendezvous,
-              BACKWARD,
-              CELL_MESSAGE_OFFSET,
-            )
-          : next.direction === FORWARD
-            ? decryptLayer(cell.message, next.keys, FORWARD, CELL_MESSAGE_OFFSET)
+      if (rendezvous === undefined && next.direction === FORWARD) {
+        // peeled in place: the plaintext stays where the ciphertext was and the new header goes over the old
+        // header's tail and the spent counter, so the cell leaves from the buffer it arrived in
+        const inner = openLayer(cell.message, next.keys, FORWARD)
+        packet = data.subarray(8, CELL_MESSAGE_OFFSET + 8 + inner.length)
+      } else {
+        packet =
+          rendezvous !== undefined
+            ? encryptLayer(
+                decryptLayer(cell.message, next.keys, FORWARD),
+                rendezvous,
+                BACKWARD,
+                CELL_MESSAGE_OFFSET,
+              )
             : encryptLayer(cell.message, next.keys, BACKWARD, CELL_MESSAGE_OFFSET)
+      }
     } catch (err) {
       this.#countDecryptError(err)
       return false
@@ -821,7 +829,7 @@ export class TunnelCommunity extends Community {
       back.lastActivityMs = now
       back.bytesDown += length
     }
-    const packet = writeCellHeader(sealed, this.prefix, next.circuitId, cell.relayEarly)
+    writeCellHeader(packet, this.prefix, next.circuitId, cell.relayEarly)
     this.send(next.address, packet)
     next.bytesUp += packet.length
     next.lastActivityMs = now

@@ -10,9 +10,12 @@ import {
   encryptLayer,
   onionDecrypt,
   onionEncrypt,
+  onionOpen,
+  openLayer,
   respondToKeyExchange,
   type SessionKeys,
   sealLayer,
+  withReplayProtection,
 } from './crypto.js'
 import {
   CandidateList,
@@ -203,6 +206,25 @@ describe('per-hop layers', () => {
       [good, keysOf(2), FORWARD],
     ] as const) {
       expect(() => decryptLayer(layer, keys, dir)).toThrow(expect.objectContaining({ code: 'DECRYPT' }))
+      expect(() => openLayer(Buffer.from(layer), keys, dir)).toThrow(
+        expect.objectContaining({ code: 'DECRYPT' }),
+      )
+    }
+  })
+
+  it('opens a layer in place: the plaintext is a view where the ciphertext was, and a replay is refused', () => {
+    for (const one of v.per_hop_single_message) {
+      const datagram = Buffer.concat([Buffer.alloc(5), hex(one.forward_ciphertext)])
+      const layer = datagram.subarray(5)
+      const plain = openLayer(layer, withReplayProtection(keysOf(one.hop)), FORWARD)
+      expect(plain.toString('hex')).toBe(one.plaintext)
+      expect(plain.buffer).toBe(datagram.buffer)
+      expect(plain.byteOffset).toBe(datagram.byteOffset + 5 + 8)
+      const protectedKeys = withReplayProtection(keysOf(one.hop))
+      openLayer(hex(one.forward_ciphertext), protectedKeys, FORWARD)
+      expect(() => openLayer(hex(one.forward_ciphertext), protectedKeys, FORWARD)).toThrow(
+        expect.objectContaining({ code: 'REPLAY' }),
+      )
     }
   })
 })
@@ -302,6 +324,9 @@ describe('onions', () => {
     expect(b.initiator_decrypts_hop_order).toEqual([1, 2, 3])
     const plain = onionDecrypt(decodeCell(cell).message, allKeys())
     expect(plain.toString('hex')).toBe(b.inner_plaintext_message)
+    // in place, every layer peeled inside the datagram it arrived in
+    const opened = onionOpen(decodeCell(Buffer.from(cell)).message, allKeys())
+    expect(opened.toString('hex')).toBe(b.inner_plaintext_message)
     const data = decodeCellMessage(DataPayload, b.circuit_id, plain)
     expect(data.origin).toEqual({ host: '127.0.0.1', port: 9999 })
     expect(data.data.toString('latin1')).toBe('\0\0\0\0hello back')

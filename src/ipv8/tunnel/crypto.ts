@@ -426,6 +426,51 @@ export function decryptLayer(
 }
 
 /**
+ * Removes one layer in place: `layer` is `counter(8) || ciphertext || tag(16)` and the plaintext overwrites the
+ * ciphertext, so the result is `layer.subarray(8, layer.length - 16)`, with no new buffer. The layer's bytes change
+ * even when it fails (libsodium clears them), so use it only on a datagram nobody else reads. Throws as
+ * {@link decryptLayer} does.
+ */
+export function openLayer(layer: Buffer, keys: SessionKeys, direction: Direction): Buffer {
+  if (layer.length < LAYER_OVERHEAD)
+    throw new TunnelError('DECRYPT', { reason: 'truncated', length: layer.length })
+  const forward = direction === FORWARD
+  const key = forward ? keys.keyForward : keys.keyBackward
+  const salt = forward ? keys.saltForward : keys.saltBackward
+  const window = keys.replay === undefined ? undefined : forward ? keys.replay.forward : keys.replay.backward
+  const high = layer.readUInt32BE(0)
+  const low = layer.readUInt32BE(4)
+  const counter = high * 0x100000000 + low
+  nonceScratch.writeUInt32BE(salt.readUInt32BE(0), 0)
+  nonceScratch.writeUInt32BE(high, 4)
+  nonceScratch.writeUInt32BE(low, 8)
+  if (window !== undefined && !window.fresh(counter)) throw new TunnelError('REPLAY', { counter })
+  const plaintext = layer.subarray(8, layer.length - 16)
+  try {
+    if (sodium !== undefined) {
+      // libsodium decrypts in place when the message and the ciphertext start at the same byte
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
+        plaintext,
+        null,
+        layer.subarray(8),
+        null,
+        nonceScratch,
+        key,
+      )
+    } else {
+      const decipher = createDecipheriv('chacha20-poly1305', key, nonceScratch, { authTagLength: 16 })
+      decipher.setAuthTag(layer.subarray(layer.length - 16))
+      decipher.update(plaintext).copy(plaintext)
+      decipher.final()
+    }
+  } catch (err) {
+    throw new TunnelError('DECRYPT', { reason: 'authentication failed', cause: err })
+  }
+  window?.mark(counter)
+  return plaintext
+}
+
+/**
  * The originator's onion: encrypts FORWARD for the last hop first and the first hop last, so each relay peels
  * one layer (spec §7.5).
  */
@@ -449,5 +494,12 @@ export function onionDecrypt(message: Uint8Array, hops: readonly SessionKeys[]):
   // decryptLayer never writes to its input, so the first layer is read where it arrived
   let out: Buffer = Buffer.isBuffer(message) ? message : Buffer.from(message)
   for (const hop of hops) out = decryptLayer(out, hop, BACKWARD)
+  return out
+}
+
+/** {@link onionDecrypt} in place ({@link openLayer}): each layer's plaintext is a view into `message`. */
+export function onionOpen(message: Buffer, hops: readonly SessionKeys[]): Buffer {
+  let out = message
+  for (const hop of hops) out = openLayer(out, hop, BACKWARD)
   return out
 }

@@ -235,6 +235,25 @@ describe('tunnel payloads', () => {
     )
   })
 
+  it('decodes each cell of interleaved flows to its own addresses and payload', () => {
+    const flows = [
+      [addr('10.0.0.1', 6881), addr('0.0.0.0', 0)],
+      [addr('10.0.0.1', 6882), addr('0.0.0.0', 0)],
+      [addr('::1', 80), addr('10.0.0.1', 6881)],
+      [addr('tracker.example', 80), addr('0.0.0.0', 0)],
+    ] as const
+    for (const i of [0, 0, 1, 0, 2, 2, 3, 0, 3, 1]) {
+      const [destination, origin] = flows[i] as (typeof flows)[number]
+      const data = Buffer.from(`payload ${i}`)
+      expect(decodeDataCellMessage(i, dataCellMessage(destination, origin, data))).toEqual({
+        circuitId: i,
+        destination,
+        origin,
+        data,
+      })
+    }
+  })
+
   it('refuses a cell without an inner message id', () => {
     const bare = encodeCell(prefix, {
       circuitId: 1,

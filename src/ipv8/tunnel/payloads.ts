@@ -302,10 +302,29 @@ export function dataCellMessage(destination: SocketAddress, origin: SocketAddres
   return out
 }
 
-/** Decodes a decrypted data cell message without copying its payload. */
+let lastDecoded: { header: Buffer; destination: SocketAddress; origin: SocketAddress } | undefined
+
+/**
+ * Decodes a decrypted data cell message without copying its payload. A flow's cells start with the same
+ * `1 || destination || origin` bytes, and bytes equal to the last header decode to the same addresses, so those
+ * are reused rather than parsed (and their host strings built) again.
+ */
 export function decodeDataCellMessage(circuitId: CircuitId, message: Buffer): DataPayload {
   if (message[0] !== DataPayload.msgId) throw new TunnelError('BAD_CELL', { reason: 'not a data message' })
-  return { circuitId, ...DataBody.decode(message, 1) }
+  const last = lastDecoded
+  if (last !== undefined) {
+    const length = last.header.length
+    if (message.length >= length && message.compare(last.header, 0, length, 0, length) === 0)
+      return { circuitId, destination: last.destination, origin: last.origin, data: message.subarray(length) }
+  }
+  const body = DataBody.decode(message, 1)
+  const headerLength = message.length - body.data.length
+  lastDecoded = {
+    header: Buffer.from(message.subarray(0, headerLength)),
+    destination: body.destination,
+    origin: body.origin,
+  }
+  return { circuitId, ...body }
 }
 
 /** Decodes a decrypted cell message with the circuit id from the cell header. */
