@@ -54,13 +54,13 @@ export const MAX_PEER_CANDIDATES = 3000
  * Complete pieces being hashed or waiting for the disk before requests pause: bounds memory when the disk (or the
  * hash worker) is slower than the swarm.
  */
-const DEFAULT_MAX_PENDING_WRITE_BYTES = 16 * 1024 * 1024
+const DEFAULT_MAX_PENDING_WRITE_BYTES = 12 * 1024 * 1024
 /**
  * Piece buffers kept for reuse once their piece is on disk, so a download does not allocate one per piece, beyond
  * as many as the pending writes may hold: a burst of writes that held more hands them all back, instead of leaving
  * them to the garbage collector, which frees them only at its next full collection.
  */
-const SPARE_PIECE_BUFFERS = 16
+const SPARE_PIECE_BUFFERS = 8
 /** Reads of the peer's requests in flight per peer. */
 const MAX_READS_PER_PEER = 8
 /** Pieces kept in memory for serving (bytes). */

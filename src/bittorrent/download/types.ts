@@ -76,7 +76,7 @@ export interface DownloadTuning {
   /** Outstanding requests per peer at least and at most (default 64 and 500). */
   readonly minRequests?: number
   readonly maxRequests?: number
-  /** Complete pieces being hashed or waiting for the disk at most before requesting pauses (default 16 MiB). */
+  /** Complete pieces being hashed or waiting for the disk at most before requesting pauses (default 12 MiB). */
   readonly maxPendingWriteBytes?: number
   /** Hash failures a peer may be involved in before it is banned (default 2; a sole sender counts double). */
   readonly banAfterHashFailures?: number
