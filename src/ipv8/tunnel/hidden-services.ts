@@ -172,6 +172,8 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     duplicateIntro: 0,
     lookupsBusy: 0,
   }
+  /** DHT use: announcements of our introduction points, and lookups run as an exit for peers-requests. */
+  readonly hiddenStats = { dhtAnnounces: 0, dhtLookups: 0 }
   /** Where introduction points are announced and looked up besides PEX (the DHT); set by the IPv8 service. */
   introPointDirectory: IntroPointDirectory | undefined
   /** The PEX overlays of the swarms we are an introduction point of, by info-hash hex. */
@@ -731,6 +733,7 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
     entry.announcedMs = this.clock.now()
     const directory = this.introPointDirectory
     if (directory === undefined) return
+    this.hiddenStats.dhtAnnounces += 1
     directory
       .announce(entry.infoHash, this.#ownRecord(Buffer.from(seederPk, 'hex')))
       .catch((err: unknown) => {
@@ -791,6 +794,7 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
       return undefined
     }
     this.#dhtLookupsRunning += 1
+    this.hiddenStats.dhtLookups += 1
     const result = directory
       .lookup(infoHash)
       .catch((err: unknown) => {
