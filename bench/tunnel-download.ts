@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks'
 import { configureLogging } from '../src/common/index.js'
 import { TunnelCommunity } from '../src/ipv8/index.js'
 import { OverlayTestNetwork } from '../src/ipv8/testing/harness.js'
-import { udpTransport } from '../src/net/index.js'
+import { batchedUdpTransport } from '../src/net/index.js'
 import { startEngine } from '../test/support/engine.js'
 import {
   createTorrent,
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
           tunnel: { exit: EXITS.includes(i) },
           exitBindHost: ipv8Host(i),
         }),
-      { transport: udpTransport, hostOf: ipv8Host },
+      { transport: batchedUdpTransport, hostOf: ipv8Host },
     )
     cleanup.push(() => net.stopAll())
     await net.startAll()
