@@ -20,7 +20,7 @@ const BATCH = 32
 /** Datagrams queued at most before they are flushed early (the addon's limit). */
 const SEND_BATCH = 256
 /** Bytes of queued sends before they are flushed early; larger than the largest datagram. */
-const SEND_AREA_BYTES = 512 * 1024
+const SEND_AREA_BYTES = 128 * 1024
 /** Socket buffer size asked of the kernel, as for dgram sockets. */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 const META_INTS = 8

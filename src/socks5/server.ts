@@ -1,12 +1,12 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { logger } from '../common/index.js'
 import {
+  batchedUdpTransport,
   canonicalHost,
   type DatagramSocket,
   type DatagramTransport,
   formatAddress,
   type SocketAddress,
-  udpTransport,
 } from '../net/index.js'
 import { decodeUdpDatagram, encodeUdpDatagram } from './codec.js'
 import { type ControlStep, Socks5Control } from './control.js'
@@ -173,7 +173,7 @@ export class Socks5Server {
 
   constructor(opts: Socks5ServerOptions) {
     this.#opts = opts
-    this.#relayTransport = opts.relayTransport ?? udpTransport
+    this.#relayTransport = opts.relayTransport ?? batchedUdpTransport
   }
 
   /** The TCP address it listens on, once started. */
