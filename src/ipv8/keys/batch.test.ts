@@ -6,7 +6,7 @@ import { keyVectors, loadVectors } from '../testing/vectors.js'
 import { batchVerifier, nativeBatchForTests, type SignedItem, verifyBatch } from './batch.js'
 import { PrivateKey, PublicKey } from './keys.js'
 
-// --- a small, slow reference of the curve in BigInt (RFC 8032 section 5.1), to build the corner cases ---------
+// --- a small, slow reference of the curve in BigInt (RFC 8032 section 5.1), to build the corner cases
 const P = 2n ** 255n - 19n
 const L = 2n ** 252n + 27742317777372353535851937790883648493n
 const mod = (a: bigint, m = P): bigint => ((a % m) + m) % m
@@ -100,7 +100,7 @@ function signWith(a: bigint, publicEncoded: Buffer, message: Buffer, r = randomS
   return Buffer.concat([R, leBytes(mod(r + k * a, L))])
 }
 
-// --- helpers ----------------------------------------------------------------------------------------------------
+// --- helpers
 const CURVE_HALF = Buffer.alloc(32, 9)
 const keyOf = (verifyKey: Uint8Array): PublicKey => new PublicKey(CURVE_HALF, verifyKey)
 const item = (key: PublicKey, message: Uint8Array, signature: Uint8Array): SignedItem => ({
@@ -121,7 +121,7 @@ function goodItems(count: number, keys: PrivateKey[]): SignedItem[] {
   return out
 }
 
-/** The native batch equation alone, without the libsodium fallback: true, false, or 'excluded' per the prechecks. */
+/** The native batch equation alone, without the libsodium fallback, and which items passed the prechecks. */
 function nativeVerdict(items: SignedItem[]): { passed: boolean; included: boolean[] } {
   const lib = nativeBatchForTests
   if (lib === undefined) throw new Error('native verifier not loaded')

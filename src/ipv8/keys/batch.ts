@@ -46,16 +46,19 @@ export const nativeBatchForTests: NativeBatch | undefined = native
 export const batchVerifier: 'native' | 'single' = native === undefined ? 'single' : 'native'
 
 /** Signatures verified together at most; a longer list is split. */
-export const MAX_BATCH = 64
+export const MAX_SIGNATURE_BATCH = 64
 
-/** One signed message: the signature lies at `data[signatureOffset, signatureOffset + 64)` and signs the bytes before it. */
+/**
+ * One signed message: the signature lies at `data[signatureOffset, signatureOffset + 64)` and signs the bytes
+ * before it.
+ */
 export interface SignedItem {
   readonly key: PublicKey
   readonly data: Uint8Array
   readonly signatureOffset: number
 }
 
-// Prepared keys (decompressed point and its table of multiples), kept as long as the PublicKey lives: PublicKey
+// Prepared keys (decompressed point and its table of multiples), kept while the PublicKey lives: PublicKey
 // instances are themselves cached (bounded) by PublicKey.fromBin. `null` marks a key the verifier refuses.
 const prepared = new WeakMap<PublicKey, Uint8Array | null>()
 
@@ -70,15 +73,16 @@ function preparedKey(lib: NativeBatch, key: PublicKey): Uint8Array | null {
 }
 
 /**
- * Whether each item's Ed25519 signature is valid, checked as batches of up to {@link MAX_BATCH}: one random linear
- * combination of all signature equations (RFC 8032 signatures, the batch equation of Bernstein et al.,
- * "High-speed high-security signatures", with 128-bit random weights) costs far less than one verify each. A
- * batch that fails is checked again one signature at a time with libsodium, so the answer for every item is
- * libsodium's. Where a batch passes, the check is the cofactored equation `[8][S]B = [8]R + [8][k]A`, while
- * libsodium checks `[S]B = R + [k]A`: the two differ only for a signature whose R or key carries a small-order
- * component that the signer put there on purpose, which the batch accepts and libsodium rejects (never the other
- * way round). Points of small order, non-canonical encodings and S >= L are rejected exactly as libsodium does.
- * A single item, or a platform without the native module, takes the libsodium path.
+ * Whether each item's Ed25519 signature is valid, checked as batches of up to {@link MAX_SIGNATURE_BATCH}:
+ * one random linear combination of all signature equations (RFC 8032 signatures, the batch equation of
+ * Bernstein et al., "High-speed high-security signatures", with 128-bit random weights) costs far less than
+ * one verify each. A batch that fails is checked again one signature at a time with libsodium, so the answer
+ * for every item is libsodium's. Where a batch passes, the check is the cofactored equation
+ * `[8][S]B = [8]R + [8][k]A`, while libsodium checks `[S]B = R + [k]A`: the two differ only for a signature
+ * whose R or key carries a small-order component that the signer put there on purpose, which the batch
+ * accepts and libsodium rejects (never the other way round). Points of small order, non-canonical encodings
+ * and S >= L are rejected exactly as libsodium does. A single item, or a platform without the native module,
+ * takes the libsodium path.
  *
  * @example
  * ```ts
@@ -92,8 +96,8 @@ export function verifyBatch(items: readonly SignedItem[]): boolean[] {
     for (let i = 0; i < items.length; i++) out[i] = verifyOne(items[i] as SignedItem)
     return out
   }
-  for (let start = 0; start < items.length; start += MAX_BATCH) {
-    verifyChunk(lib, items, start, Math.min(items.length, start + MAX_BATCH), out)
+  for (let start = 0; start < items.length; start += MAX_SIGNATURE_BATCH) {
+    verifyChunk(lib, items, start, Math.min(items.length, start + MAX_SIGNATURE_BATCH), out)
   }
   return out
 }
