@@ -72,7 +72,7 @@ describe('PexCommunity', () => {
     stops.push(() => net.stopAll())
     const t = clocked(clock)
     const keys = [0, 1, 2].map(() => PrivateKey.generate().publicKey.toBin())
-    net.nodes.forEach((n, i) => n.community.startAnnounce(keys[i] as Buffer))
+    for (const [i, n] of net.nodes.entries()) n.community.startAnnounce(keys[i] as Buffer)
     await net.startAll()
     for (let i = 0; i < 120; i++) {
       await t.run(1_000)
