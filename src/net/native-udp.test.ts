@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { createSocket } from 'node:dgram'
+import { release } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
@@ -101,6 +102,9 @@ describeNative('BatchedUdpSocket on loopback', () => {
     const stats = b.batchStats
     expect(stats.receivePackets).toBe(count)
     expect(stats.receiveBatches).toBeLessThan(count / 10)
+    // Linux 5.0 and later keep a segmented run whole for a UDP_GRO socket: the runs were split here
+    if (a.batchStats.sendCoalesced > 0 && Number(release().split('.')[0]) >= 5)
+      expect(stats.receiveCoalesced).toBeGreaterThan(0)
     expect(b.stats).toMatchObject({ packetsReceived: count, bytesReceived: (count - 1) * 100 + 60 })
   })
 
