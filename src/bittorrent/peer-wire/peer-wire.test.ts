@@ -354,6 +354,37 @@ describe('PeerWire requests', () => {
     a.destroy()
   })
 
+  it('tells apart blocks at aligned and unaligned offsets and of pieces past the first 2^17', async () => {
+    const numPieces = 0x20000 + 4
+    const { a, b } = await connectedPair({ numPieces }, { numPieces })
+    const bytesOf = (index: number, begin: number, length: number): Buffer =>
+      createHash('sha256').update(`${index}:${begin}`).digest().subarray(0, length)
+    b.on('request', (req) => b.piece(req.index, req.begin, bytesOf(req.index, req.begin, req.length)))
+    const unchoked = new Promise((resolve) => a.once('unchoke', resolve))
+    b.unchoke()
+    await unchoked
+    // Offsets that an integer key of (index, begin / 16 KiB) would confuse, beside ones it takes.
+    const asked: Array<[number, number]> = [
+      [1, 0],
+      [1, 16384],
+      [1, 1],
+      [1, 16385],
+      [0x1ffff, 16384],
+      [0x20000, 16384],
+      [0x20001, 0],
+      [0, 0x8000000],
+      [0, 0],
+    ]
+    const blocks = await Promise.all(asked.map(([index, begin]) => a.request(index, begin, 20)))
+    blocks.forEach((block, i) => {
+      const [index, begin] = asked[i]!
+      expect(block).toEqual(bytesOf(index, begin, 20))
+    })
+    expect(a.stats.requestsOut).toBe(0)
+    expect(b.stats.requestsIn).toBe(0)
+    a.destroy()
+  })
+
   it('delivers blocks from pooled socket reads cut anywhere; promises keep copies later reads do not touch', async () => {
     const { wire, feed } = rawWire({ numPieces: 4 })
     const pushed: Buffer[] = []
