@@ -3,7 +3,8 @@
  * libtorrent leecher and aria2 (when installed; TCP only, finds the seeder through opentracker) — each over TCP and
  * over uTP, for a 1 GiB single-file torrent and a 512 MiB torrent of 200 files. Prints MB/s, CPU seconds per GiB and
  * peak RSS of each leecher, and Tribler.ts's throughput as a ratio of libtorrent's (targets: 1.0× over TCP, 0.8×
- * over uTP, peak RSS under 200 MB).
+ * over uTP, peak RSS under 200 MB). Tribler.ts runs from the built `dist/` under plain `node`, as the product does
+ * (`npm run bench:bt` builds first).
  *
  *   npm run bench:bt                 # full sizes
  *   npm run bench:bt -- --quick      # 128 MiB and 64 MiB/40 files, for a smoke run
@@ -176,10 +177,8 @@ async function ourLeech(
     const child = spawn(
       process.execPath,
       [
-        '--import',
-        'tsx',
         ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-        path.join(ROOT, 'bench', 'bt-leecher.ts'),
+        path.join(ROOT, 'bench', 'bt-leecher.mjs'),
         torrentPath,
         out,
         state,
