@@ -143,6 +143,9 @@ describe.skipIf(!libtorrentAvailable())('BitTorrentEngine against libtorrent', (
         destination: seedDir,
       })
       await until(() => node.engine.get(infoHash)?.status().state === 'DLSTATUS_SEEDING', 30_000, 'check')
+      // Paced to about 3 s, so the leecher is still connected when the polls below look: unpaced, 3 MiB cross
+      // loopback within one poll interval and the finished leecher leaves.
+      node.engine.get(infoHash)!.setRateLimits({ uploadBytesPerSec: 1024 * 1024 })
       const leecher = await LibtorrentPeer.start({
         host: leecherHost,
         encryption: 'forced',
