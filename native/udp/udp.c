@@ -85,6 +85,9 @@ typedef struct {
   napi_ref on_close;
   napi_ref arrays[4];
   napi_async_context async;
+  // registered while the socket is open: a worker's or the process's teardown waits for the handle to close
+  napi_async_cleanup_hook_handle cleanup;
+  int poll_error_seen;
   int32_t *recv_meta;
   uint8_t *send_area;
   size_t send_area_len;
@@ -410,7 +413,8 @@ static void receive(sock_t *s) {
     if (kept > 0) {
       void *data = NULL;
       napi_value buffer;
-      if (napi_create_buffer(env, total > 0 ? total : 1, &data, &buffer) != napi_ok) {
+      // an empty datagram gets an empty buffer (a batch of them, a buffer of no bytes)
+      if (napi_create_buffer(env, total, &data, &buffer) != napi_ok) {
         s->counters[C_RECV_ERRORS] += 1;
         break;
       }
@@ -420,7 +424,7 @@ static void receive(sock_t *s) {
         if (s->gsegs[i] < 0) continue; // truncated or refused above
         uint32_t len = s->rmsgs[i].msg_len;
         uint32_t segment = s->gsegs[i] > 0 ? (uint32_t)s->gsegs[i] : len;
-        memcpy((uint8_t *)data + offset, s->slab + (size_t)i * SLOT_BYTES, len);
+        if (len > 0) memcpy((uint8_t *)data + offset, s->slab + (size_t)i * SLOT_BYTES, len);
         int32_t *first = s->recv_meta + (size_t)k * META_INTS;
         read_addr(&s->raddr[i], first);
         uint32_t at = 0;
@@ -454,7 +458,17 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   sock_t *s = handle->data;
   if (s->closing) return;
   if (status < 0) {
+    // libuv stops the handle on POLLERR: take the socket's pending error (which clears it), count it, and poll
+    // again, so one ICMP error never ends the socket's reads
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     s->counters[C_RECV_ERRORS] += 1;
+    if (!s->poll_error_seen) {
+      s->poll_error_seen = 1;
+      fprintf(stderr, "udp: socket error while polling (%s), polling again\n", strerror(err != 0 ? err : -status));
+    }
+    uv_poll_start(&s->poll, s->events, on_poll);
     return;
   }
   if ((events & UV_WRITABLE) && drain(s)) set_events(s, UV_READABLE);
@@ -472,6 +486,8 @@ static void on_closed(uv_handle_t *handle) {
   free_buffers(s);
   s->handle_closed = 1;
   napi_env env = s->env;
+  napi_async_cleanup_hook_handle cleanup = s->cleanup;
+  s->cleanup = NULL;
   if (!s->teardown) {
     napi_handle_scope scope;
     napi_open_handle_scope(env, &scope);
@@ -488,19 +504,26 @@ static void on_closed(uv_handle_t *handle) {
     napi_async_destroy(env, s->async);
     napi_close_handle_scope(env, scope);
   }
+  // last: during teardown this lets the environment (and the addon's code) go, so nothing may run after it
+  // but freeing memory
   maybe_free(s);
+  if (cleanup != NULL) napi_remove_async_cleanup_hook(cleanup);
 }
 
 static void begin_close(sock_t *s) {
   if (s->closing) return;
   drain(s); // one last try for queued datagrams; what the kernel refuses now is dropped
   s->counters[C_SEND_DROPPED] += s->pend_len;
+  s->counters[C_PENDING] = 0;
   s->closing = 1;
   uv_poll_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, on_closed);
 }
 
-static void cleanup_hook(void *arg) {
+// The environment is going away (a worker ends, the process exits): the handle must close while the addon is
+// still loaded. The environment waits until on_closed removes the hook.
+static void cleanup_hook(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
   sock_t *s = arg;
   s->teardown = 1;
   begin_close(s);
@@ -514,8 +537,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   maybe_free(s);
 }
 
-static int typed(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *bytes,
-                 napi_ref *ref) {
+static int typed(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *bytes) {
   napi_typedarray_type type;
   size_t length, offset;
   napi_value arraybuffer;
@@ -524,7 +546,7 @@ static int typed(napi_env env, napi_value value, napi_typedarray_type want, void
     return 0;
   size_t unit = want == napi_float64_array ? 8 : want == napi_int32_array ? 4 : 1;
   *bytes = length * unit;
-  return napi_create_reference(env, value, 1, ref) == napi_ok;
+  return 1;
 }
 
 static sock_t *unwrap(napi_env env, napi_value value) {
@@ -596,28 +618,30 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->family = family;
   s->batch = batch;
   s->fd = -1;
+  // the arrays are only checked here; references to them are taken once the socket is bound, so a failed open
+  // leaves nothing behind
   void *ptr;
   size_t bytes;
-  if (!typed(env, argv[7], napi_int32_array, &ptr, &bytes, &s->arrays[0]) ||
+  if (!typed(env, argv[7], napi_int32_array, &ptr, &bytes) ||
       bytes < (size_t)batch * GRO_MAX_SEGMENTS * META_INTS * 4) {
     free(s);
     napi_throw_type_error(env, "EINVAL", "recvMeta must be an Int32Array of batch * 128 * 8");
     return NULL;
   }
   s->recv_meta = ptr;
-  if (!typed(env, argv[8], napi_uint8_array, &ptr, &s->send_area_len, &s->arrays[1])) {
+  if (!typed(env, argv[8], napi_uint8_array, &ptr, &s->send_area_len)) {
     free(s);
     napi_throw_type_error(env, "EINVAL", "sendArea must be a Uint8Array");
     return NULL;
   }
   s->send_area = ptr;
-  if (!typed(env, argv[9], napi_int32_array, &ptr, &bytes, &s->arrays[2]) || bytes < MAX_BATCH * META_INTS * 4) {
+  if (!typed(env, argv[9], napi_int32_array, &ptr, &bytes) || bytes < MAX_BATCH * META_INTS * 4) {
     free(s);
     napi_throw_type_error(env, "EINVAL", "sendMeta must be an Int32Array of 256 * 8");
     return NULL;
   }
   s->send_meta = ptr;
-  if (!typed(env, argv[10], napi_float64_array, &ptr, &bytes, &s->arrays[3]) || bytes < C_COUNT * 8) {
+  if (!typed(env, argv[10], napi_float64_array, &ptr, &bytes) || bytes < C_COUNT * 8) {
     free(s);
     napi_throw_type_error(env, "EINVAL", "counters must be a Float64Array of 16");
     return NULL;
@@ -698,6 +722,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     s->rmsgs[i].msg_hdr.msg_iov = &s->riov[i];
     s->rmsgs[i].msg_hdr.msg_iovlen = 1;
   }
+  for (int i = 0; i < 4; i++) napi_create_reference(env, argv[7 + i], 1, &s->arrays[i]);
   napi_create_reference(env, argv[6], 1, &s->on_batch);
   napi_value resource_name;
   napi_create_string_utf8(env, "UDPBATCH", NAPI_AUTO_LENGTH, &resource_name);
@@ -708,7 +733,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->poll.data = s;
   s->events = UV_READABLE;
   uv_poll_start(&s->poll, UV_READABLE, on_poll);
-  napi_add_env_cleanup_hook(env, cleanup_hook, s);
+  napi_add_async_cleanup_hook(env, cleanup_hook, s, &s->cleanup);
 
   napi_value result, handle, value;
   napi_create_array_with_length(env, 5, &result);
@@ -788,8 +813,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   }
   if (s->closing) return NULL;
   napi_create_reference(env, argv[1], 1, &s->on_close);
-  napi_remove_env_cleanup_hook(env, cleanup_hook, s);
-  begin_close(s);
+  begin_close(s); // the cleanup hook stays until on_closed: a teardown before then waits for the handle
   return NULL;
 }
 

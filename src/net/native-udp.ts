@@ -158,8 +158,12 @@ const v4Text = (a: number): string => `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>>
 /**
  * A UDP socket whose datagrams cross into the kernel in batches: recvmmsg reads up to {@link BATCH} datagrams per
  * wake and the handlers run for all of them in one call from the loop; sends are copied into a shared area and
- * leave with one sendmmsg when the current task (and its microtasks) ends or the batch fills. Each received
- * datagram is a view into one buffer per batch, which stays valid as long as anyone holds it.
+ * leave with one sendmmsg when the current task (and its microtasks) ends or the batch fills.
+ *
+ * Each received datagram is a view into one buffer per batch (up to {@link BATCH} messages of up to 64 KiB each):
+ * the view stays valid as long as anyone holds it, and so does the whole batch buffer behind it. Whatever keeps a
+ * received datagram, or a slice of one, beyond the handler (stores, caches, tables) keeps a copy
+ * (`Buffer.from(view)`), so a few small kept bytes never pin a batch of large datagrams.
  */
 export class BatchedUdpSocket implements DatagramSocket {
   readonly local: SocketAddress
@@ -336,10 +340,13 @@ export class BatchedUdpSocket implements DatagramSocket {
     const meta = this.#recvMeta
     const stats = this.#stats
     for (let i = 0; i < count; i++) {
+      // a handler closed the socket: the rest of the batch is not delivered, as no datagram is after close()
+      if (this.#closed !== undefined) return
       const m = i * META_INTS
       const offset = meta[m] as number
       const length = meta[m + 1] as number
-      const datagram = count === 1 ? data : data.subarray(offset, offset + length)
+      // the whole buffer when it is exactly this datagram, a view of its bytes otherwise
+      const datagram = data.length === length ? data : data.subarray(offset, offset + length)
       const from = this.#from(meta[m + 2] as number, meta[m + 3] as number, m)
       stats.bytesReceived += length
       stats.packetsReceived += 1
@@ -397,7 +404,8 @@ export const batchedUdpTransport: DatagramTransport = {
     const mod = nativeModule()
     if (typeof mod === 'string') return udpTransport.bind(opts)
     let host = opts.host ?? '0.0.0.0'
-    if (ipFamily(host) === 0) host = (await dnsLookup(host)).address
+    // a name binds the IPv4 address it resolves to, as node:dgram's udp4 sockets do
+    if (ipFamily(host) === 0) host = (await dnsLookup(host, { family: 4 })).address
     opts.signal?.throwIfAborted()
     return new BatchedUdpSocket(mod, host, opts.port ?? 0, opts.broadcast === true)
   },
