@@ -672,7 +672,8 @@ export class DHTCommunity extends Community {
 
   #rememberToken(node: DhtNode, token: Buffer): void {
     this.#tokens.delete(node.idHex)
-    this.#tokens.set(node.idHex, { atMs: this.clock.now(), token })
+    // a copy: the received token is a view into its datagram's receive buffer
+    this.#tokens.set(node.idHex, { atMs: this.clock.now(), token: Buffer.from(token) })
     if (this.#tokens.size > MAX_TOKENS) {
       const oldest = this.#tokens.keys().next().value
       if (oldest !== undefined) this.#tokens.delete(oldest)

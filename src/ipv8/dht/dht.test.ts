@@ -171,6 +171,19 @@ describe('value store', () => {
     )
     expect(full.keys).toBe(1)
   })
+
+  it('keeps a copy of a value, never the buffer a received value is a view into', () => {
+    // a received datagram is a view into its receive batch (up to 32 x 64 KiB): a kept view would hold it all
+    const batch = Buffer.alloc(2 * 1024 * 1024, 7)
+    const value = batch.subarray(1_000, 1_010)
+    const store = new ValueStore()
+    const key = Buffer.alloc(20, 3)
+    expect(store.put(key, value, { nowMs: 0, maxAgeMs: 1_000 })).toBe('stored')
+    batch.fill(0)
+    const [kept] = store.get(key, 0)
+    expect(kept).toEqual(Buffer.alloc(10, 7))
+    expect(kept?.buffer.byteLength).toBeLessThan(64 * 1024)
+  })
 })
 
 interface DhtScenario {

@@ -31,7 +31,10 @@ export class ValueStore {
     return this.#count
   }
 
-  /** Stores `data` under `key`; `id` identifies its owner (default SHA-1 of the data). */
+  /**
+   * Stores a copy of `data` under `key`; `id` identifies its owner (default SHA-1 of the data). A received value is
+   * a view into the datagram's receive buffer: the copy keeps a small value from holding on to all of it.
+   */
   put(
     key: Uint8Array,
     data: Buffer,
@@ -41,7 +44,7 @@ export class ValueStore {
     const id = (opts.id ?? createHash('sha1').update(data).digest()).toString('hex')
     const value: StoredValue = {
       id,
-      data,
+      data: Buffer.from(data),
       version: opts.version ?? 0,
       storedMs: opts.nowMs,
       maxAgeMs: opts.maxAgeMs,

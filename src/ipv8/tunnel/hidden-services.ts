@@ -624,7 +624,8 @@ export class HiddenTunnelCommunity extends TunnelCommunity {
       this.hiddenDrops.duplicateIntro += 1
       return
     }
-    const entry: IntroPointEntry = { exit, infoHash: payload.infoHash, announcedMs: 0 }
+    // a copy: the received info hash is a view into the cell it came in
+    const entry: IntroPointEntry = { exit, infoHash: Buffer.from(payload.infoHash), announcedMs: 0 }
     this.#introPointFor.set(seederPk, entry)
     this.#pexFor(payload.infoHash)?.startAnnounce(payload.publicKey)
     this.#announce(entry, seederPk)
