@@ -458,17 +458,18 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   sock_t *s = handle->data;
   if (s->closing) return;
   if (status < 0) {
-    // libuv stops the handle on POLLERR: take the socket's pending error (which clears it), count it, and poll
-    // again, so one ICMP error never ends the socket's reads
+    // libuv stops the handle on POLLERR. A pending socket error (an ICMP error, say) is taken, which clears it,
+    // counted, and polling goes on, so one such error never ends the socket's reads; anything else is said once
     int err = 0;
     socklen_t len = sizeof err;
-    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    int cleared = getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0;
     s->counters[C_RECV_ERRORS] += 1;
-    if (!s->poll_error_seen) {
+    if (cleared) {
+      uv_poll_start(&s->poll, s->events, on_poll);
+    } else if (!s->poll_error_seen) {
       s->poll_error_seen = 1;
-      fprintf(stderr, "udp: socket error while polling (%s), polling again\n", strerror(err != 0 ? err : -status));
+      fprintf(stderr, "udp: polling the socket failed (%s); it no longer reads\n", uv_strerror(status));
     }
-    uv_poll_start(&s->poll, s->events, on_poll);
     return;
   }
   if ((events & UV_WRITABLE) && drain(s)) set_events(s, UV_READABLE);

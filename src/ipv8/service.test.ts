@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process'
 import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -58,16 +57,15 @@ describe('Ipv8Service', () => {
     expect(service.statistics()).toEqual({})
   })
 
-  it('binds its endpoint on the native batched UDP socket by default where a C compiler exists', async () => {
-    // CI builds the addon on `npm ci`; only a machine without a compiler may fall back to node:dgram
-    const compiler = spawnSync('cc', ['--version']).status === 0
+  it('binds its endpoint on the native batched UDP socket by default on Linux', async () => {
+    // CI builds the addon on `npm ci` (it has the toolchain); elsewhere node:dgram carries the endpoint
     const service = new Ipv8Service(
       { config: config(), publicNetwork: false, paths: { keys: await keysDir() } },
       { port: 0, bootstrap: [] },
     )
     await service.start()
     try {
-      if (compiler) expect(service.socket).toBeInstanceOf(BatchedUdpSocket)
+      if (process.platform === 'linux') expect(service.socket).toBeInstanceOf(BatchedUdpSocket)
       expect(service.address?.host).toBe('127.0.0.1')
       expect(service.address?.port).toBeGreaterThan(0)
     } finally {

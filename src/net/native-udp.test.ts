@@ -304,20 +304,24 @@ describeNative('BatchedUdpSocket on loopback', () => {
     expect(got).toEqual([0])
   })
 
-  it('reads a run the sender segmented as one message and splits it again (UDP GRO)', async () => {
-    const a = await bind('127.0.0.1')
-    const b = await bind('127.0.0.1')
-    const got = collect(b)
-    for (let i = 0; i < 200; i++) a.send(numbered(i, 1200), b.local)
-    await vi.waitFor(() => expect(got).toHaveLength(200), { timeout: 10_000 })
-    expect(got.map((g) => g.data.readUInt32BE(0))).toEqual([...Array(200).keys()])
-    expect(got.every((g) => g.data.length === 1200 && g.data[1199] === (g.data.readUInt32BE(0) & 0xff))).toBe(
-      true,
-    )
-    expect(a.batchStats.sendCoalesced).toBeGreaterThan(0)
-    expect(b.batchStats.receiveCoalesced).toBeGreaterThan(0)
-    expect(b.batchStats.receivePackets).toBe(200)
-  })
+  // Linux 5.0 and later keep a segmented run whole for a UDP_GRO socket
+  it.skipIf(Number(release().split('.')[0]) < 5)(
+    'reads a run the sender segmented as one message and splits it again (UDP GRO)',
+    async () => {
+      const a = await bind('127.0.0.1')
+      const b = await bind('127.0.0.1')
+      const got = collect(b)
+      for (let i = 0; i < 200; i++) a.send(numbered(i, 1200), b.local)
+      await vi.waitFor(() => expect(got).toHaveLength(200), { timeout: 10_000 })
+      expect(got.map((g) => g.data.readUInt32BE(0))).toEqual([...Array(200).keys()])
+      expect(
+        got.every((g) => g.data.length === 1200 && g.data[1199] === (g.data.readUInt32BE(0) & 0xff)),
+      ).toBe(true)
+      expect(a.batchStats.sendCoalesced).toBeGreaterThan(0)
+      expect(b.batchStats.receiveCoalesced).toBeGreaterThan(0)
+      expect(b.batchStats.receivePackets).toBe(200)
+    },
+  )
 
   it('binds a name to the IPv4 address it resolves to, as node:dgram does', async () => {
     const socket = await bind('dual-stack.test')
