@@ -2,7 +2,9 @@
 //   prepareKey(key: Uint8Array(32), out: Uint8Array(KEY_BYTES)): boolean
 //   verifyBatch(packets: Uint8Array[], ends: Uint32Array, keyIndex: Uint32Array, keys: Uint8Array[],
 //               status: Uint8Array): number
-// Signature i lies at packets[i][ends[i], ends[i] + 64) and signs packets[i][0, ends[i]).
+// Signature i lies at packets[i][ends[i], ends[i] + 64) and signs packets[i][0, ends[i]). status is written while
+// the inputs are read, so it may share no byte with them (a TypeError otherwise).
+#define NAPI_VERSION 8
 #include <node_api.h>
 
 #include "batch.h"
@@ -46,6 +48,11 @@ static int typed_u32(napi_env env, napi_value v, uint32_t **data, size_t *length
   return 1;
 }
 
+// Whether [a, a + alen) and [b, b + blen) share a byte.
+static int overlaps(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) {
+  return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
+}
+
 static napi_value prepare_key(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -55,9 +62,29 @@ static napi_value prepare_key(napi_env env, napi_callback_info info) {
   if (argc < 2 || !typed_bytes(env, argv[0], &key, &key_length) || key_length != 32 ||
       !typed_bytes(env, argv[1], &out, &out_length) || out_length != ED_KEY_BYTES)
     return throw_type(env, "prepareKey(key: 32 bytes, out: KEY_BYTES bytes)");
+  if (overlaps(out, out_length, key, key_length)) return throw_type(env, "prepareKey: out must not overlap key");
   napi_value result;
   CHECK(napi_get_boolean(env, ed_prepare_key(out, key) == 1, &result));
   return result;
+}
+
+static void free_workspace(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  ed_workspace_free((ed_workspace *)data);
+}
+
+// The scratch memory of this environment (the main thread or one worker), made on first use and freed with it.
+static ed_workspace *workspace_of(napi_env env) {
+  void *data = NULL;
+  if (napi_get_instance_data(env, &data) == napi_ok && data != NULL) return (ed_workspace *)data;
+  ed_workspace *ws = ed_workspace_new();
+  if (ws == NULL) return NULL;
+  if (napi_set_instance_data(env, ws, free_workspace, NULL) != napi_ok) {
+    ed_workspace_free(ws);
+    return NULL;
+  }
+  return ws;
 }
 
 static napi_value verify_batch(napi_env env, napi_callback_info info) {
@@ -74,6 +101,11 @@ static napi_value verify_batch(napi_env env, napi_callback_info info) {
   if (!is_array) return throw_type(env, "keys must be an array");
   CHECK(napi_get_array_length(env, argv[3], &nkeys));
   if (n > ED_MAX_BATCH || nkeys > ED_MAX_BATCH) return throw_type(env, "batch too large");
+  // Every element first: reading one may run JavaScript (a getter) that detaches or resizes a buffer, so no raw
+  // pointer is taken until nothing more can run.
+  napi_value key_values[ED_MAX_BATCH], packet_values[ED_MAX_BATCH];
+  for (uint32_t j = 0; j < nkeys; j++) CHECK(napi_get_element(env, argv[3], j, &key_values[j]));
+  for (uint32_t i = 0; i < n; i++) CHECK(napi_get_element(env, argv[0], i, &packet_values[i]));
   uint32_t *ends, *key_index;
   uint8_t *status;
   size_t ends_length, index_length, status_length;
@@ -81,31 +113,34 @@ static napi_value verify_batch(napi_env env, napi_callback_info info) {
       !typed_u32(env, argv[2], &key_index, &index_length) || index_length < n ||
       !typed_bytes(env, argv[4], &status, &status_length) || status_length < n)
     return throw_type(env, "ends, keyIndex: Uint32Array, status: Uint8Array, each at least packets.length long");
+  // status is written while the inputs are read: it must share no byte with any of them
+  if (overlaps(status, n, (const uint8_t *)ends, 4 * (size_t)n) ||
+      overlaps(status, n, (const uint8_t *)key_index, 4 * (size_t)n))
+    return throw_type(env, "status must not overlap the other arguments");
   ed_item items[ED_MAX_BATCH];
   const uint8_t *keys[ED_MAX_BATCH];
   for (uint32_t j = 0; j < nkeys; j++) {
-    napi_value v;
     uint8_t *data;
     size_t length;
-    CHECK(napi_get_element(env, argv[3], j, &v));
-    if (!typed_bytes(env, v, &data, &length) || length != ED_KEY_BYTES)
+    if (!typed_bytes(env, key_values[j], &data, &length) || length != ED_KEY_BYTES)
       return throw_type(env, "keys must be prepared keys");
+    if (overlaps(status, n, data, length)) return throw_type(env, "status must not overlap the other arguments");
     keys[j] = data;
   }
   for (uint32_t i = 0; i < n; i++) {
-    napi_value v;
     uint8_t *data;
     size_t length;
-    CHECK(napi_get_element(env, argv[0], i, &v));
-    if (!typed_bytes(env, v, &data, &length)) return throw_type(env, "packets must be Uint8Arrays");
+    if (!typed_bytes(env, packet_values[i], &data, &length)) return throw_type(env, "packets must be Uint8Arrays");
     if ((size_t)ends[i] + 64 > length || key_index[i] >= nkeys)
       return throw_type(env, "a signature lies outside its packet or a key index is out of range");
+    if (overlaps(status, n, data, length)) return throw_type(env, "status must not overlap the other arguments");
     items[i].message = data;
     items[i].message_length = ends[i];
     items[i].signature = data + ends[i];
     items[i].key = key_index[i];
   }
-  int ok = ed_verify_batch(items, n, keys, nkeys, status);
+  ed_workspace *ws = workspace_of(env);
+  int ok = ws == NULL ? -1 : ed_verify_batch(ws, items, n, keys, nkeys, status);
   if (ok < 0) {
     napi_throw_error(env, "ED25519_BATCH", "ed25519: batch verification could not run (memory or randomness)");
     return NULL;

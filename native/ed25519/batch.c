@@ -147,7 +147,7 @@ typedef struct {
   uint8_t kind;  // 0: niels (B and keys), 1: cached (R)
 } event;
 
-typedef struct {
+struct ed_workspace {
   ge_cached r_tables[ED_MAX_BATCH][R_TABLE];
   uint64_t a_scalars[ED_MAX_BATCH][4];
   uint64_t z[ED_MAX_BATCH][2];
@@ -158,15 +158,15 @@ typedef struct {
   ge_niels key_tables[ED_MAX_BATCH][ED_A_TABLE];
   uint8_t key_used[ED_MAX_BATCH];
   ge_ext r_points[ED_MAX_BATCH];
-} workspace;
+};
 
-int ed_verify_batch(const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys, uint8_t *status) {
-  if (n > ED_MAX_BATCH || nkeys > ED_MAX_BATCH) return -1;
-  // one workspace per thread (about 1 MB), kept for the next batch
-  static __thread workspace *tls_workspace = NULL;
-  if (tls_workspace == NULL) tls_workspace = (workspace *)malloc(sizeof(workspace));
-  workspace *ws = tls_workspace;
-  if (ws == NULL) return -1;
+ed_workspace *ed_workspace_new(void) { return (ed_workspace *)malloc(sizeof(ed_workspace)); }
+
+void ed_workspace_free(ed_workspace *ws) { free(ws); }
+
+int ed_verify_batch(ed_workspace *ws, const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys,
+                    uint8_t *status) {
+  if (ws == NULL || n > ED_MAX_BATCH || nkeys > ED_MAX_BATCH) return -1;
   uint8_t random[ED_MAX_BATCH * 16];
   if (RAND_bytes(random, (int)(16 * n)) != 1) {
     return -1;
@@ -297,7 +297,11 @@ int ed_prepare_key(uint8_t *out, const uint8_t key[32]) {
   (void)key;
   return 0;
 }
-int ed_verify_batch(const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys, uint8_t *status) {
+ed_workspace *ed_workspace_new(void) { return NULL; }
+void ed_workspace_free(ed_workspace *ws) { (void)ws; }
+int ed_verify_batch(ed_workspace *ws, const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys,
+                    uint8_t *status) {
+  (void)ws;
   (void)items;
   (void)n;
   (void)keys;

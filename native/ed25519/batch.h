@@ -39,11 +39,17 @@ typedef struct {
 // accepted: y at or above p, no matching x, or a point of small order (the checks libsodium makes).
 int ed_prepare_key(uint8_t *out, const uint8_t key[32]);
 
-// Verifies `n` signatures (n <= ED_MAX_BATCH) as one batch. status[i] is set to 0 for a signature rejected on its
+// Scratch memory of one batch (about 0.8 MB): one per caller that may run batches at the same time (the addon keeps
+// one per Node environment, freed with it).
+typedef struct ed_workspace ed_workspace;
+ed_workspace *ed_workspace_new(void);
+void ed_workspace_free(ed_workspace *ws);
+
+// Verifies `n` signatures (n <= ED_MAX_BATCH) as one batch, in `ws`. status[i] is set to 0 for a signature rejected on its
 // own (S >= L; R non-canonical, off the curve or of small order; an unusable key), else 1. Returns 1 when every
 // signature with status 1 satisfies the batch equation, 0 when at least one does not (then which is unknown),
 // -1 when memory or the random generator failed.
-int ed_verify_batch(const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys, uint8_t *status);
+int ed_verify_batch(ed_workspace *ws, const ed_item *items, size_t n, const uint8_t *const *keys, size_t nkeys, uint8_t *status);
 
 // Module set-up (B's table, once per process); returns 0 on failure.
 int ed_init(void);

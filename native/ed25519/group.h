@@ -197,9 +197,12 @@ static inline void ge_tobytes(uint8_t s[32], const ge_ext *p) {
   s[31] |= (uint8_t)(fe_isodd(&x) << 7);
 }
 
-// Whether P is the neutral element: X = 0 and Y = Z.
+// Whether P is the neutral element: X = 0 and Y = Z, with Z != 0. (0 : 0 : 0 : 0) is no point at all, but the
+// formulas map it to itself, so an accumulator that degenerated (from table entries that are not points) would
+// otherwise look like a passing batch.
 static inline int ge_is_identity(const ge_ext *p) {
   fe t;
+  if (fe_iszero(&p->Z)) return 0;
   fe_sub(&t, &p->Y, &p->Z);
   return fe_iszero(&p->X) && fe_iszero(&t);
 }

@@ -445,32 +445,218 @@ describe('Ed25519 batch verification', () => {
     }
   })
 
-  it('agrees with libsodium on random and damaged inputs', () => {
+  it('agrees with libsodium where the batch equation decides: at most one damaged signature per batch', () => {
     const keys = Array.from({ length: 4 }, () => PrivateKey.generate())
     let accepted = 0
     let compared = 0
-    for (let round = 0; round < 60; round++) {
+    let decidedByEquation = 0
+    for (let round = 0; round < 80; round++) {
+      // rounds alternate between an intact batch and one with a single damaged item at a moving position
+      const damaged = round % 2 === 0 ? -1 : (round >> 1) % 16
+      const mode = (round >> 1) % 4
       const items = goodItems(16, keys).map((it, i) => {
-        const mode = (round + i) % 4
-        if (mode === 0) return it
+        if (i !== damaged) return it
         const data = Buffer.from(it.data)
-        if (mode === 1) {
-          // random signature bytes
-          randomBytes(64).copy(data, it.signatureOffset)
+        if (mode === 0) {
+          // one random byte of the message, or of S below its top byte (so S stays below L)
+          const inMessage = it.signatureOffset > 0 && Math.random() < 0.5
+          const at = inMessage
+            ? Math.floor(Math.random() * it.signatureOffset)
+            : it.signatureOffset + 32 + Math.floor(Math.random() * 31)
+          data[at] = (data[at] as number) ^ (1 + Math.floor(Math.random() * 255))
+        } else if (mode === 1) {
+          randomBytes(32).copy(data, it.signatureOffset + 32) // a random S (below L about 1 in 16 times)
+          data[it.signatureOffset + 63] = (data[it.signatureOffset + 63] as number) & 0x0f
         } else if (mode === 2) {
-          data[Math.floor(Math.random() * data.length)] = Math.floor(Math.random() * 256)
+          // R replaced by another valid point
+          encode(mul(randomScalar(), BASE)).copy(data, it.signatureOffset)
         }
-        // mode 3: a random key (about half of all 32-byte strings are not on the curve)
-        return { ...it, data, key: mode === 3 ? keyOf(randomBytes(32)) : it.key }
+        // mode 3: the signature under another valid key
+        return {
+          ...it,
+          data,
+          key: mode === 3 ? (keys[(i + 1) % keys.length] as PrivateKey).publicKey : it.key,
+        }
       })
+      const native = nativeVerdict(items)
+      // every damaged item here passes the prechecks: the batch equation alone has to catch it
+      expect(native.included.every((v) => v)).toBe(true)
+      expect(native.passed).toBe(damaged < 0)
+      decidedByEquation += 1
       const verdict = verifyBatch(items)
       items.forEach((it, i) => {
         expect(verdict[i]).toBe(libsodium(it))
+        expect(verdict[i]).toBe(i !== damaged)
         if (verdict[i]) accepted += 1
         compared += 1
       })
     }
-    expect(compared).toBe(960)
-    expect(accepted).toBeGreaterThanOrEqual(240)
+    expect(decidedByEquation).toBe(80)
+    expect(compared).toBe(1_280)
+    expect(accepted).toBe(1_280 - 40)
+  })
+
+  it('rejects a cancelling pair: S1 + d and S2 - d under one key, which sum to a valid pair', () => {
+    const signer = PrivateKey.generate()
+    for (let round = 0; round < 20; round++) {
+      const m1 = randomBytes(20)
+      const m2 = randomBytes(21)
+      const s1 = signer.sign(m1)
+      const s2 = signer.sign(m2)
+      const d = 1n + (leNumber(randomBytes(16)) % (L - 1n))
+      const f1 = Buffer.concat([s1.subarray(0, 32), leBytes(mod(leNumber(s1.subarray(32)) + d, L))])
+      const f2 = Buffer.concat([s2.subarray(0, 32), leBytes(mod(leNumber(s2.subarray(32)) - d, L))])
+      const pair = [item(signer.publicKey, m1, f1), item(signer.publicKey, m2, f2)]
+      // with equal weights the two changes would cancel; random weights make the sum fail
+      expect(nativeVerdict(pair)).toEqual({ passed: false, included: [true, true] })
+      const mixed = [...goodItems(6, [signer]), ...pair]
+      expect(nativeVerdict(mixed).passed).toBe(false)
+      expect(verifyBatch(mixed)).toEqual([true, true, true, true, true, true, false, false])
+    }
+  })
+
+  it('rejects the encodings whose y^2 - 1 needed a carry, and decompresses boundary y as the reference does', () => {
+    const lib = nativeBatchForTests
+    if (lib === undefined) throw new Error('native verifier not loaded')
+    const table = new Uint8Array(lib.KEY_BYTES)
+    // y values whose square minus one, subtracted uncarried, made a wrong square root pass the check
+    const offCurve = [
+      '5b3b98e2a8745331a0b992461ae514dde06e1c95b69e1cd3ce1a552d33f2a246',
+      '92c4671d578bacce5f466db9e51aeb221f91e36a4961e32c31e5aad2cc0d5d39',
+    ]
+    const signer = PrivateKey.generate()
+    for (const hex of offCurve) {
+      for (const sign of [0, 0x80]) {
+        const encoded = Buffer.from(hex, 'hex')
+        encoded[31] = (encoded[31] as number) | sign
+        expect(decodes(encoded)).toBe(false)
+        expect(lib.prepareKey(encoded, table)).toBe(false)
+        const message = randomBytes(8)
+        const asR = item(signer.publicKey, message, Buffer.concat([encoded, Buffer.alloc(32)]))
+        const items = [...goodItems(2, [signer]), asR]
+        expect(nativeVerdict(items).included).toEqual([true, true, false])
+        expect(verifyBatch(items)).toEqual([true, true, false])
+        expect(libsodium(asR)).toBe(false)
+      }
+    }
+    // y near 0, near p, and next to every power of two
+    const ys = new Set<bigint>()
+    for (let v = 0n; v < 24n; v++) {
+      ys.add(v)
+      ys.add(P - 1n - v)
+    }
+    for (let k = 1n; k < 255n; k++) for (const delta of [-1n, 0n, 1n]) ys.add(mod((1n << k) + delta))
+    let points = 0
+    for (const y of ys) {
+      for (const sign of [0, 0x80]) {
+        const encoded = leBytes(y)
+        encoded[31] = (encoded[31] as number) | sign
+        const expected = decodes(encoded) && ![0n, 1n, P - 1n].includes(y)
+        expect(lib.prepareKey(encoded, table)).toBe(expected)
+        if (expected) points += 1
+      }
+    }
+    expect(ys.size).toBeGreaterThan(700)
+    expect(points).toBeGreaterThan(300)
+  })
+
+  it('never passes a batch whose accumulator degenerated to (0 : 0 : 0 : 0), from a table that holds no points', () => {
+    const lib = nativeBatchForTests
+    if (lib === undefined) throw new Error('native verifier not loaded')
+    const R = encode(mul(randomScalar(), BASE))
+    const forged = [
+      Buffer.concat([Buffer.from('forged'), R, Buffer.alloc(32, 1)]),
+      Buffer.concat([Buffer.from('also'), R, Buffer.alloc(32, 2)]),
+    ]
+    // a prepared key marked usable whose table is all zeros, or random bytes
+    const zeroed = new Uint8Array(lib.KEY_BYTES)
+    zeroed.set(randomBytes(32))
+    zeroed[32] = 1
+    const garbage = new Uint8Array(randomBytes(lib.KEY_BYTES))
+    garbage[32] = 1
+    for (const table of [zeroed, garbage]) {
+      const status = new Uint8Array(2)
+      const passed = lib.verifyBatch(
+        forged,
+        new Uint32Array([6, 4]),
+        new Uint32Array([0, 0]),
+        [table],
+        status,
+      )
+      expect([...status]).toEqual([1, 1])
+      expect(passed).toBe(false)
+    }
+  })
+
+  it('takes every array element before any buffer pointer, and refuses a status that overlaps an input', () => {
+    const lib = nativeBatchForTests
+    if (lib === undefined) throw new Error('native verifier not loaded')
+    const signer = PrivateKey.generate()
+    const [a, b] = goodItems(2, [signer]) as [SignedItem, SignedItem]
+    const table = new Uint8Array(lib.KEY_BYTES)
+    expect(lib.prepareKey(signer.publicKey.verifyKey, table)).toBe(true)
+    const ends = new Uint32Array([a.signatureOffset, b.signatureOffset])
+    const first = new Uint8Array(a.data)
+    // reading the second element detaches the first one's memory
+    const packets: Uint8Array[] = [first]
+    Object.defineProperty(packets, 1, {
+      enumerable: true,
+      get: () => {
+        structuredClone(first.buffer, { transfer: [first.buffer] })
+        return new Uint8Array(b.data)
+      },
+    })
+    expect(() => lib.verifyBatch(packets, ends, new Uint32Array(2), [table], new Uint8Array(2))).toThrow(
+      /outside its packet/,
+    )
+    expect(first.byteLength).toBe(0)
+    // status inside a packet, a prepared key or the index arrays
+    const packet = new Uint8Array(a.data)
+    const cases: Array<[Uint8Array, Uint8Array, Uint32Array]> = [
+      [packet, packet.subarray(0, 2), new Uint32Array(2)],
+      [packet, table.subarray(100, 102), new Uint32Array(2)],
+    ]
+    const indices = new Uint32Array(4)
+    cases.push([packet, new Uint8Array(indices.buffer, 0, 2), indices.subarray(0, 2)])
+    for (const [p, status, keyIndex] of cases) {
+      expect(() => lib.verifyBatch([p, new Uint8Array(b.data)], ends, keyIndex, [table], status)).toThrow(
+        /overlap/,
+      )
+    }
+    const key = new Uint8Array(lib.KEY_BYTES)
+    expect(() => lib.prepareKey(key.subarray(0, 32), key)).toThrow(/overlap/)
+  })
+
+  it('verifies batches in worker threads, each with scratch memory of its own', async () => {
+    const { Worker } = await import('node:worker_threads')
+    const source = `
+      const { parentPort, workerData } = require('node:worker_threads')
+      const lib = require(workerData.path)
+      const table = new Uint8Array(lib.KEY_BYTES)
+      lib.prepareKey(workerData.key, table)
+      const status = new Uint8Array(workerData.packets.length)
+      const passed = lib.verifyBatch(workerData.packets, Uint32Array.from(workerData.ends),
+        new Uint32Array(workerData.packets.length), [table], status)
+      parentPort.postMessage({ passed, status: [...status] })
+    `
+    const signer = PrivateKey.generate()
+    const items = goodItems(8, [signer])
+    const path = new URL('../../../build/Release/ed25519_batch.node', import.meta.url).pathname
+    for (let round = 0; round < 6; round++) {
+      const result = await new Promise<{ passed: boolean; status: number[] }>((resolve, reject) => {
+        const worker = new Worker(source, {
+          eval: true,
+          workerData: {
+            path,
+            key: new Uint8Array(signer.publicKey.verifyKey),
+            packets: items.map((it) => new Uint8Array(it.data)),
+            ends: items.map((it) => it.signatureOffset),
+          },
+        })
+        worker.once('message', resolve)
+        worker.once('error', reject)
+      })
+      expect(result).toEqual({ passed: true, status: items.map(() => 1) })
+    }
   })
 })
