@@ -4,7 +4,7 @@ import type { DatagramTransport, SocketAddress } from '../../net/index.js'
 import { RandomWalk, type WalkStrategy } from '../discovery/strategies.js'
 import { type Ipv8Endpoint, type RateLimit, SourceRateLimiter } from '../endpoint/index.js'
 import { Ipv8Error } from '../errors.js'
-import { type PrivateKey, verifyBatch } from '../keys/index.js'
+import { type PrivateKey, SignatureVerifier } from '../keys/index.js'
 import {
   communityPrefix,
   type FrameOptions,
@@ -221,6 +221,8 @@ export class Community implements Service {
   readonly #dropped = { malformed: 0, badSignature: 0, unknownMessage: 0, handlerError: 0, rateLimited: 0 }
   readonly #signedLimiter: SourceRateLimiter | undefined
   readonly #signatureBatch: number
+  /** Verifies the batches of signed messages, one signature at a time for a while after a batch fails. */
+  readonly #verifier = new SignatureVerifier()
   /** Message ids with a signed handler. */
   readonly #signedIds: boolean[] = new Array(256).fill(false)
   #pending: PendingSigned[] = []
@@ -647,7 +649,7 @@ export class Community implements Service {
     this.#pending = []
     let valid: boolean[]
     try {
-      valid = verifyBatch(
+      valid = this.#verifier.verify(
         batch.map((p) => ({ key: p.frame.publicKey, data: p.data, signatureOffset: p.frame.payloadEnd })),
       )
     } catch (err) {

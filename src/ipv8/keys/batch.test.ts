@@ -3,7 +3,14 @@ import { createHash, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { type readSigned, verifySigned } from '../serialization/index.js'
 import { keyVectors, loadVectors } from '../testing/vectors.js'
-import { batchVerifier, nativeBatchForTests, type SignedItem, verifyBatch } from './batch.js'
+import {
+  batchVerifier,
+  nativeBatchForTests,
+  SignatureVerifier,
+  type SignedItem,
+  type VerifyCounts,
+  verifyBatch,
+} from './batch.js'
 import { PrivateKey, PublicKey } from './keys.js'
 
 // --- a small, slow reference of the curve in BigInt (RFC 8032 section 5.1), to build the corner cases
@@ -415,11 +422,21 @@ describe('Ed25519 batch verification', () => {
     // the documented difference: [8]-cofactored batch equation versus libsodium's cofactorless check
     const a = randomScalar()
     const torsioned = encode(add(mul(a, BASE), T8))
+    const key = keyOf(torsioned)
+    // a key's first signature is libsodium's to judge: one it accepts ([k]T8 = 0 for one k in 8)
+    let first: SignedItem | undefined
+    for (let attempt = 0; attempt < 256 && first === undefined; attempt++) {
+      const message = randomBytes(12)
+      const candidate = item(key, message, signWith(a, torsioned, message))
+      if (libsodium(candidate)) first = candidate
+    }
+    expect(first).toBeDefined()
+    expect(verifyBatch([first as SignedItem, ...goodItems(2, [PrivateKey.generate()])])[0]).toBe(true)
     let differs = 0
     for (let attempt = 0; attempt < 16; attempt++) {
       const message = randomBytes(12)
       const signature = signWith(a, torsioned, message)
-      const target = item(keyOf(torsioned), message, signature)
+      const target = item(key, message, signature)
       const k = hashModL(signature.subarray(0, 32), torsioned, message)
       const items = [...goodItems(3, [PrivateKey.generate()]), target]
       const verdict = verifyBatch(items)
@@ -658,5 +675,76 @@ describe('Ed25519 batch verification', () => {
       })
       expect(result).toEqual({ passed: true, status: items.map(() => 1) })
     }
+  })
+
+  it("verifies a key's first signature with libsodium and builds its table only from its second on", () => {
+    const signers = Array.from({ length: 64 }, () => PrivateKey.generate())
+    const signed = (damage: boolean): SignedItem[] =>
+      signers.map((key) => {
+        const message = randomBytes(40)
+        const signature = key.sign(message)
+        if (damage) signature[40] = (signature[40] as number) ^ 1
+        return item(key.publicKey, message, signature)
+      })
+    const counts = (): VerifyCounts => ({ batches: 0, failedBatches: 0, single: 0 })
+    // fresh keys with bad signatures stay fresh: each costs one libsodium verify, every time
+    for (let round = 0; round < 2; round++) {
+      const tally = counts()
+      expect(verifyBatch(signed(true), tally).every((v) => !v)).toBe(true)
+      expect(tally).toEqual({ batches: 0, failedBatches: 0, single: 64 })
+    }
+    const first = counts()
+    expect(verifyBatch(signed(false), first).every((v) => v)).toBe(true)
+    expect(first).toEqual({ batches: 0, failedBatches: 0, single: 64 })
+    const second = counts()
+    expect(verifyBatch(signed(false), second).every((v) => v)).toBe(true)
+    expect(second).toEqual({ batches: 1, failedBatches: 0, single: 0 })
+  })
+
+  it('after a failed batch verifies bursts one at a time until bursts come without bad signatures', () => {
+    const keys = Array.from({ length: 4 }, () => PrivateKey.generate())
+    const verifier = new SignatureVerifier()
+    const burst = (forged: boolean): SignedItem[] => {
+      const items = goodItems(64, keys)
+      if (forged) {
+        const at = Math.floor(Math.random() * 64)
+        const bad = items[at] as SignedItem
+        const data = Buffer.from(bad.data)
+        data[bad.signatureOffset + 33] = (data[bad.signatureOffset + 33] as number) ^ 2
+        items[at] = { ...bad, data }
+      }
+      return items
+    }
+    const check = (items: SignedItem[]): void => {
+      expect(verifier.verify(items)).toEqual(items.map(libsodium))
+    }
+    check(burst(false)) // the first signature of each key singly, the others as one batch
+    check(burst(false))
+    expect(verifier.counts).toMatchObject({ batches: 2, failedBatches: 0 })
+    // one forgery per burst: one failed batch, then libsodium alone for as long as the forgeries go on
+    for (let i = 0; i < 30; i++) check(burst(true))
+    expect(verifier.counts).toMatchObject({ batches: 3, failedBatches: 1 })
+    expect(verifier.backingOff).toBe(true)
+    const singleBefore = verifier.counts.single
+    // clean bursts: after a run of them the batches come back
+    let clean = 0
+    while (verifier.backingOff && clean < 300) {
+      check(burst(false))
+      clean += 1
+    }
+    expect(clean).toBeGreaterThan(0)
+    expect(clean).toBeLessThanOrEqual(256)
+    expect(verifier.counts.single - singleBefore).toBe(64 * clean)
+    check(burst(false))
+    expect(verifier.counts).toMatchObject({ batches: 4, failedBatches: 1, single: singleBefore + 64 * clean })
+    // a forgery right after the run fails a batch again and backs off for longer
+    check(burst(true))
+    expect(verifier.counts).toMatchObject({ batches: 5, failedBatches: 2 })
+    let longer = 0
+    while (verifier.backingOff && longer < 300) {
+      check(burst(false))
+      longer += 1
+    }
+    expect(longer).toBeGreaterThan(clean)
   })
 })

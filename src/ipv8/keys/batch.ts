@@ -59,17 +59,20 @@ export interface SignedItem {
 }
 
 // Prepared keys (decompressed point and its table of multiples), kept while the PublicKey lives: PublicKey
-// instances are themselves cached (bounded) by PublicKey.fromBin. `null` marks a key the verifier refuses.
-const prepared = new WeakMap<PublicKey, Uint8Array | null>()
+// instances are themselves cached (bounded) by PublicKey.fromBin. `null` marks a key the verifier refuses; `SEEN` a
+// key with one valid signature so far, checked by libsodium: a table costs a fraction of a verify and pays off only
+// from a key's second signature on, so a flood of fresh keys costs one libsodium verify each, as without batches.
+const SEEN = 0
+const prepared = new WeakMap<PublicKey, Uint8Array | null | typeof SEEN>()
 
-function preparedKey(lib: NativeBatch, key: PublicKey): Uint8Array | null {
-  let table = prepared.get(key)
-  if (table === undefined) {
-    table = new Uint8Array(lib.KEY_BYTES)
-    if (!lib.prepareKey(key.verifyKey, table)) table = null
-    prepared.set(key, table)
-  }
-  return table
+/** Signatures verified so far, by how. */
+export interface VerifyCounts {
+  /** Batches whose equation was evaluated. */
+  batches: number
+  /** Of those, batches whose equation failed (every signature in them was then checked with libsodium). */
+  failedBatches: number
+  /** Signatures checked on their own with libsodium (a key's first, a failed batch's, a back-off's). */
+  single: number
 }
 
 /**
@@ -81,25 +84,83 @@ function preparedKey(lib: NativeBatch, key: PublicKey): Uint8Array | null {
  * `[8][S]B = [8]R + [8][k]A`, while libsodium checks `[S]B = R + [k]A`: the two differ only for a signature
  * whose R or key carries a small-order component that the signer put there on purpose, which the batch
  * accepts and libsodium rejects (never the other way round). Points of small order, non-canonical encodings
- * and S >= L are rejected exactly as libsodium does. A single item, or a platform without the native module,
- * takes the libsodium path.
+ * and S >= L are rejected exactly as libsodium does. A single item, a key's first signature, or a platform
+ * without the native module takes the libsodium path.
  *
  * @example
  * ```ts
  * const valid = verifyBatch(packets.map((data) => ({ key, data, signatureOffset: data.length - 64 })))
  * ```
  */
-export function verifyBatch(items: readonly SignedItem[]): boolean[] {
+export function verifyBatch(items: readonly SignedItem[], counts?: VerifyCounts): boolean[] {
   const out = new Array<boolean>(items.length)
+  const tally = counts ?? { batches: 0, failedBatches: 0, single: 0 }
   const lib = native
   if (lib === undefined || items.length < 2) {
     for (let i = 0; i < items.length; i++) out[i] = verifyOne(items[i] as SignedItem)
+    tally.single += items.length
     return out
   }
   for (let start = 0; start < items.length; start += MAX_SIGNATURE_BATCH) {
-    verifyChunk(lib, items, start, Math.min(items.length, start + MAX_SIGNATURE_BATCH), out)
+    verifyChunk(lib, items, start, Math.min(items.length, start + MAX_SIGNATURE_BATCH), out, tally)
   }
   return out
+}
+
+/** After a failed batch, bursts verified one signature at a time at first; the most such bursts in a row. */
+const BACKOFF_FIRST = 4
+const BACKOFF_MAX = 256
+
+/**
+ * {@link verifyBatch} for a stream of bursts from the network, bounded against forgeries: a failed batch costs
+ * its batch equation on top of a libsodium verify per signature, so after one the following bursts are verified
+ * one signature at a time, as without batches, until a run of bursts without a bad signature shows a batch would
+ * pass again. A burst with a bad signature during that run starts it over, and each batch that fails doubles the
+ * next run's length (up to 256 bursts; as many passing batches as the run is long halve it again). A sender who forges one
+ * signature per burst thus keeps the verifier at libsodium's cost per signature, never above it.
+ */
+export class SignatureVerifier {
+  readonly counts: VerifyCounts = { batches: 0, failedBatches: 0, single: 0 }
+  #singleBursts = 0
+  /** Length of the run of single bursts in progress, and of the one the next failed batch starts. */
+  #run = BACKOFF_FIRST
+  #nextRun = BACKOFF_FIRST
+  /** Batches passed since the last failure or the last halving of the back-off. */
+  #passes = 0
+
+  /** Whether the next burst is verified one signature at a time. */
+  get backingOff(): boolean {
+    return this.#singleBursts > 0
+  }
+
+  /** Whether each item's signature is valid (libsodium's answer, as {@link verifyBatch}). */
+  verify(items: readonly SignedItem[]): boolean[] {
+    if (this.#singleBursts > 0) {
+      const out = new Array<boolean>(items.length)
+      let bad = false
+      for (let i = 0; i < items.length; i++) {
+        const ok = verifyOne(items[i] as SignedItem)
+        out[i] = ok
+        if (!ok) bad = true
+      }
+      this.counts.single += items.length
+      this.#singleBursts = bad ? this.#run : this.#singleBursts - 1
+      return out
+    }
+    const failedBefore = this.counts.failedBatches
+    const batchesBefore = this.counts.batches
+    const out = verifyBatch(items, this.counts)
+    if (this.counts.failedBatches > failedBefore) {
+      this.#run = this.#nextRun
+      this.#singleBursts = this.#run
+      this.#nextRun = Math.min(BACKOFF_MAX, this.#nextRun * 2)
+      this.#passes = 0
+    } else if (this.counts.batches > batchesBefore && ++this.#passes >= this.#nextRun) {
+      this.#nextRun = Math.max(BACKOFF_FIRST, this.#nextRun >> 1)
+      this.#passes = 0
+    }
+    return out
+  }
 }
 
 function verifyOne(item: SignedItem): boolean {
@@ -114,10 +175,12 @@ function verifyChunk(
   start: number,
   end: number,
   out: boolean[],
+  counts: VerifyCounts,
 ): void {
   const n = end - start
   if (n === 1) {
     out[start] = verifyOne(items[start] as SignedItem)
+    counts.single += 1
     return
   }
   const packets: Uint8Array[] = []
@@ -133,8 +196,27 @@ function verifyChunk(
     out[start + i] = false
     const offset = item.signatureOffset
     if (offset < 0 || offset + SIGNATURE_LENGTH > item.data.length) continue
-    const table = preparedKey(lib, item.key)
-    if (table === null) continue
+    let table = prepared.get(item.key)
+    if (table === undefined) {
+      // a key's first signature: libsodium, and a table only once the key has signed something
+      counts.single += 1
+      if (verifyOne(item)) {
+        out[start + i] = true
+        prepared.set(item.key, SEEN)
+      }
+      continue
+    }
+    if (table === SEEN) {
+      table = new Uint8Array(lib.KEY_BYTES)
+      if (!lib.prepareKey(item.key.verifyKey, table)) table = null
+      prepared.set(item.key, table)
+    }
+    if (table === null) {
+      // libsodium accepted a signature of this key, the batch verifier refuses it: libsodium decides
+      out[start + i] = verifyOne(item)
+      counts.single += 1
+      continue
+    }
     let slot = keySlots.get(item.key)
     if (slot === undefined) {
       slot = keys.length
@@ -148,12 +230,28 @@ function verifyChunk(
     count += 1
   }
   if (count === 0) return
+  if (count === 1) {
+    // nothing to share the batch equation with
+    for (let i = 0; i < n; i++) {
+      if (slotOf[i] !== 0) continue
+      out[start + i] = verifyOne(items[start + i] as SignedItem)
+      counts.single += 1
+    }
+    return
+  }
   const status = new Uint8Array(count)
   const passed = lib.verifyBatch(packets, ends, keyIndex, keys, status)
+  counts.batches += 1
+  if (!passed) counts.failedBatches += 1
   for (let i = 0; i < n; i++) {
     const slot = slotOf[i] as number
     if (slot < 0 || status[slot] !== 1) continue
     // a failed batch says only that some signature is bad: libsodium finds which
-    out[start + i] = passed || verifyOne(items[start + i] as SignedItem)
+    if (passed) {
+      out[start + i] = true
+    } else {
+      out[start + i] = verifyOne(items[start + i] as SignedItem)
+      counts.single += 1
+    }
   }
 }

@@ -1,4 +1,11 @@
-export { batchVerifier, MAX_SIGNATURE_BATCH, type SignedItem, verifyBatch } from './batch.js'
+export {
+  batchVerifier,
+  MAX_SIGNATURE_BATCH,
+  SignatureVerifier,
+  type SignedItem,
+  type VerifyCounts,
+  verifyBatch,
+} from './batch.js'
 export { loadOrCreateKeyFile } from './key-file.js'
 export {
   KEY_BIN_LENGTH,
