@@ -377,6 +377,32 @@ describe('Community signature batches', () => {
     await community.stop()
   })
 
+  it('counts a bad signature and an undecodable payload found after the batch as rejected at the endpoint', async () => {
+    const { endpoint, community } = await burst()
+    // only the first message of the burst was judged while the endpoint waited
+    expect(endpoint.stats.drops.rejected).toBe(0)
+    await vi.waitFor(() => expect(community.received.length).toBe(19))
+    expect(endpoint.stats.drops.rejected).toBe(1)
+    expect(endpoint.stats.total.packetsDropped).toBe(1)
+    expect(endpoint.countersOf(community.prefix)?.packetsDropped).toBe(1)
+    // a validly signed message whose payload is not a Hello, in a later burst of the same sender
+    const sender = PrivateKey.generate()
+    const notHello = payload(Hello.msgId, { n: 'B' })
+    const from = { host: '127.0.0.3', port: 8090 }
+    for (let i = 0; i < 4; i++) {
+      const packet =
+        i === 2
+          ? signedPacket(community.prefix, notHello, { n: 5 }, sender, 100n + BigInt(i))
+          : signedPacket(community.prefix, Hello, { text: `late ${i}` }, sender, 100n + BigInt(i))
+      endpoint.receive(packet, from)
+    }
+    await vi.waitFor(() => expect(community.received.length).toBe(22))
+    expect(community.statistics.dropped).toMatchObject({ badSignature: 1, malformed: 1 })
+    expect(endpoint.stats.drops.rejected).toBe(2)
+    expect(endpoint.countersOf(community.prefix)?.packetsDropped).toBe(2)
+    await community.stop()
+  })
+
   it('verifies each message as it arrives with a batch size of 1', async () => {
     const { endpoint, community } = await burst(1)
     expect(community.received.map((m) => m.text)).toEqual(expected)

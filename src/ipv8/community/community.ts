@@ -89,8 +89,9 @@ export interface CommunitySettings {
    * after a quiet moment is verified and handled at once; those that follow it before the event loop turns are
    * queued, verified as one batch (when the queue is full, when another kind of message arrives, or when the
    * loop turns) and then handled in arrival order. A bad signature found in a batch counts as
-   * `dropped.badSignature` like any other; the endpoint, which handed the datagram on before the verdict, does not
-   * count it as rejected. 1 verifies each message as it arrives.
+   * `dropped.badSignature` like any other, and as rejected at the endpoint, which hears of it then. After a batch
+   * fails, the following bursts are verified one message at a time for a while (see {@link SignatureVerifier}).
+   * 1 verifies each message as it arrives.
    */
   signatureBatch?: number
 }
@@ -661,11 +662,13 @@ export class Community implements Service {
     }
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i] as PendingSigned
+      // the endpoint counted these as accepted when they were queued: it learns of a rejection now
       if (valid[i] !== true) {
         this.#dropped.badSignature += 1
-        continue
+        this.endpoint.rejectLater(this.prefix)
+      } else if (!p.deliver(p.frame, p.data, p.source)) {
+        this.endpoint.rejectLater(this.prefix)
       }
-      p.deliver(p.frame, p.data, p.source)
     }
   }
 

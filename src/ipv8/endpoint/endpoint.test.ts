@@ -49,6 +49,23 @@ describe('Ipv8Endpoint', () => {
     expect(stats.communities.get('bb'.repeat(20))).toMatchObject({ packetsIn: 1, packetsDropped: 1 })
   })
 
+  it('counts a datagram rejected after its listener accepted it, for its community only', async () => {
+    const { ep } = await endpoint()
+    ep.register(prefixA, () => true)
+    ep.register(prefixB, () => true)
+    ep.receive(Buffer.concat([prefixA, Buffer.from([1])]), from)
+    ep.receive(Buffer.concat([prefixB, Buffer.from([1])]), from)
+    expect(ep.stats.drops.rejected).toBe(0)
+    ep.rejectLater(prefixA)
+    expect(ep.stats.drops.rejected).toBe(1)
+    expect(ep.stats.total.packetsDropped).toBe(1)
+    expect(ep.countersOf(prefixA)?.packetsDropped).toBe(1)
+    expect(ep.countersOf(prefixB)?.packetsDropped).toBe(0)
+    // a prefix that is not registered (any more) is not counted
+    ep.rejectLater(communityPrefix(Buffer.alloc(20, 0xcc)))
+    expect(ep.stats.drops.rejected).toBe(1)
+  })
+
   it('refuses a second registration of the same prefix', async () => {
     const { ep } = await endpoint()
     const off = ep.register(prefixA, () => true)

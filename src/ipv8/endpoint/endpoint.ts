@@ -7,7 +7,9 @@ const log = logger('ipv8:endpoint')
 
 /**
  * Receives the datagrams of one community. Returns `false` when the datagram was dropped (malformed, bad
- * signature, unknown message); throwing counts as a drop too and never goes past the endpoint.
+ * signature, unknown message); throwing counts as a drop too and never goes past the endpoint. A datagram kept
+ * for a later check (a signature verified with its burst) and rejected then is reported with
+ * {@link Ipv8Endpoint.rejectLater}.
  */
 export type PacketListener = (data: Buffer, from: SocketAddress) => boolean | undefined
 
@@ -199,6 +201,18 @@ export class Ipv8Endpoint {
       counters.packetsDropped += 1
       this.#drop('rejected')
     }
+  }
+
+  /**
+   * Counts a datagram of the community with this prefix that its listener accepted for a later check and that
+   * failed it (a bad signature found in its burst's batch, a payload that did not decode after it), as a drop
+   * the listener had reported at once.
+   */
+  rejectLater(prefix: Uint8Array): void {
+    const registration = this.#registrationOf(prefix)
+    if (registration === undefined) return
+    registration.counters.packetsDropped += 1
+    this.#drop('rejected')
   }
 
   /** A snapshot of the counters. */
