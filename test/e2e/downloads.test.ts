@@ -57,6 +57,8 @@ describe.runIf(seederTestsRun)('downloads page with a real libtorrent seeder', (
     await expect(page.getByTestId('add-files').locator('li').count()).resolves.toBe(2)
     const destination = join(work, 'downloads')
     await dialog.getByLabel('Save to').fill(destination)
+    // seeding in the open is a choice: with "Seed anonymously" on, a direct download moves to circuits once done
+    await dialog.getByLabel('Seed anonymously').uncheck()
     await screenshot('add-dialog-magnet')
     await page.getByTestId('add-confirm').click()
     await dialog.waitFor({ state: 'detached' })

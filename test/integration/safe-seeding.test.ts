@@ -66,13 +66,19 @@ describe('safe seeding of a download added without hops', () => {
       safeSeeding: true,
       rateLimits: { downloadBytesPerSec: 0, uploadBytesPerSec: 40_000 },
     })
-    await until(() => node.engine.get(infoHash)?.status().hops === 2, 30_000, 'the download to take 2 hops')
+    await until(
+      () =>
+        node.engine.get(infoHash)?.status().hops === 2 && node.engine.get(infoHash)?.status().progress === 1,
+      30_000,
+      'the download to take 2 hops and check its data',
+    )
     const status = node.engine.get(infoHash)!.status()
     expect(status).toMatchObject({
       safeSeeding: true,
       destination: seedDir,
-      // a lone tunnel node builds no circuit: the download waits for one before it checks its data again
+      // a lone tunnel node builds no circuit: the download waits for one, its data checked meanwhile
       state: 'DLSTATUS_CIRCUITS',
+      progress: 1,
       rateLimits: { downloadBytesPerSec: 0, uploadBytesPerSec: 40_000 },
     })
     expect((await fsp.readFile(path.join(seedDir, 'movie.bin'))).equals(data)).toBe(true)

@@ -151,6 +151,7 @@ class EngineDownload implements DownloadHandle {
   #discovering = false
   /** Set while an anonymous download waits for its first circuit (state `DLSTATUS_CIRCUITS`). */
   #circuitWait: AbortController | undefined
+  #starting: Promise<void> | undefined
   /** An anonymous download's part in the hidden swarm of its info hash, while it runs. */
   hidden: HiddenSwarm | undefined
   /**
@@ -300,11 +301,21 @@ class EngineDownload implements DownloadHandle {
       const anonymous = this.#engine.anonymous(this.record.hops)
       if (!anonymous.ready) {
         this.#awaitCircuits(anonymous)
+        // The data is checked meanwhile, so the progress is true while circuits are built; no peer is met before.
+        if (this.download.torrent !== undefined) await this.#startDownload()
         return
       }
     }
-    await this.download.start()
+    await this.#startDownload()
     if (this.download.isRunning) this.#startDiscovery()
+  }
+
+  /** Starts the download once: a second caller waits for the data check the first one began. */
+  #startDownload(): Promise<void> {
+    this.#starting ??= this.download.start().finally(() => {
+      this.#starting = undefined
+    })
+    return this.#starting
   }
 
   async stopSwarm(): Promise<void> {
