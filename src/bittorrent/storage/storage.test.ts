@@ -97,6 +97,53 @@ describe('Storage', () => {
     await expect(storage.readBlock(0, 0, 1)).rejects.toMatchObject({ code: 'CLOSED' })
   })
 
+  it('joins blocks that come while writes are in progress, across many files, into few writes', async () => {
+    const specs = Array.from({ length: 40 }, (_, i) => ({ path: `m/f${i}.bin`, length: 5_000 + i * 97 }))
+    const { layout, data } = layoutOf(specs, 4_096)
+    let writeCalls = 0
+    const opens = new Map<string, number>()
+    const openFile = async (file: string, flags: number, mode?: number): Promise<FileHandle> => {
+      opens.set(file, (opens.get(file) ?? 0) + 1)
+      const handle = await fsp.open(file, flags, mode)
+      const write = handle.write.bind(handle)
+      const writev = handle.writev.bind(handle)
+      handle.write = ((...args: Parameters<FileHandle['write']>) => {
+        writeCalls++
+        return write(...args)
+      }) as FileHandle['write']
+      handle.writev = ((...args: Parameters<FileHandle['writev']>) => {
+        writeCalls++
+        return writev(...args)
+      }) as FileHandle['writev']
+      return handle
+    }
+    const storage = new Storage({ layout, downloadDir: dir, id: 'x', openFile })
+    // 1 KiB blocks of every piece, pieces in a scattered order, all at once.
+    const writes: Array<Promise<void>> = []
+    let blocks = 0
+    for (let i = 0; i < layout.pieceCount; i++) {
+      const p = (i * 7) % layout.pieceCount
+      const start = p * layout.pieceLength
+      const end = Math.min(start + layout.pieceLength, data.length)
+      for (let b = start; b < end; b += 1_024) {
+        blocks++
+        writes.push(storage.writeBlock(p, b - start, data.subarray(b, Math.min(b + 1_024, end))))
+      }
+    }
+    await Promise.all(writes)
+    await storage.close()
+    // Each file's blocks leave as one run (plus the first block, written on its own).
+    expect(writeCalls).toBeLessThanOrEqual(specs.length + 2)
+    expect(writeCalls).toBeLessThan(blocks / 4)
+    expect([...opens.values()].every((n) => n === 1)).toBe(true)
+    for (const [i, spec] of specs.entries()) {
+      const file = layout.files[i]!
+      expect(await fsp.readFile(path.join(dir, spec.path))).toEqual(
+        data.subarray(file.offset, file.offset + file.length),
+      )
+    }
+  })
+
   it('keeps the handles of writes in flight open while many files contend for a few handles', async () => {
     const specs = Array.from({ length: 12 }, (_, i) => ({ path: `t/f${i}.bin`, length: 3_000 + i * 517 }))
     const { layout, data } = layoutOf(specs, 4_096)

@@ -10,8 +10,8 @@ import { type CheckProgress, type FilePriority, StorageError, type StorageLayout
 
 const log = logger('bittorrent:storage')
 
-/** Open file handles kept per torrent by default. */
-export const DEFAULT_MAX_OPEN_FILES = 32
+/** Open file handles kept per torrent by default: enough that a torrent of a few hundred files never reopens one. */
+export const DEFAULT_MAX_OPEN_FILES = 256
 
 /** How storage opens files; tests inject one to simulate disk errors. */
 export type OpenFile = (file: string, flags: number, mode?: number) => Promise<FileHandle>
@@ -71,8 +71,17 @@ export class Storage {
   #priorities: FilePriority[]
   readonly #handles = new Map<number, PooledHandle>()
   readonly #opening = new Map<number, Promise<PooledHandle>>()
-  /** Writes waiting for their file's write in progress, by file (see {@link #queueWrite}). */
-  readonly #writeQueues = new Map<number, QueuedWrite[]>()
+  /** Writes waiting for the writes in progress, by file (see {@link #queueWrite}). */
+  #pendingWrites = new Map<number, QueuedWrite[]>()
+  #writing = false
+  /** Absolute paths of the files, by index, once computed and checked (see {@link filePath}). */
+  #paths: Array<string | undefined> = []
+  /**
+   * Folders already created and found inside the download folder, and files already extended to their length: a
+   * handle reopened after the pool let it go skips those calls (a torrent of many files reopens them often).
+   */
+  readonly #checkedDirs = new Set<string>()
+  readonly #sizedFiles = new Set<number>()
   #closed = false
 
   constructor(opts: StorageOptions) {
@@ -99,6 +108,8 @@ export class Storage {
 
   /** The absolute path of file `fileIndex`, checked to stay inside the download folder. */
   filePath(fileIndex: number): string {
+    const known = this.#paths[fileIndex]
+    if (known !== undefined) return known
     const file = this.layout.files[fileIndex]
     if (file === undefined) throw new StorageError('INVALID_OPTION', { fileIndex })
     const full = path.resolve(this.#downloadDir, ...file.pathComponents)
@@ -106,6 +117,7 @@ export class Storage {
     if (relative === '' || relative.startsWith('..') || path.isAbsolute(relative)) {
       throw new StorageError('PATH_ESCAPE', { file: file.path })
     }
+    this.#paths[fileIndex] = full
     return full
   }
 
@@ -287,6 +299,8 @@ export class Storage {
     await this.#removeEmptyDirs()
     this.#downloadDir = target
     this.#realDownloadDir = undefined
+    this.#paths = []
+    this.#checkedDirs.clear()
   }
 
   /** Deletes every file of the torrent and the part file, then empty folders the torrent created. */
@@ -337,6 +351,7 @@ export class Storage {
       this.#handles.delete(fileIndex)
       await pooled.handle.close()
     }
+    this.#sizedFiles.delete(fileIndex)
     await fsp.rm(this.filePath(fileIndex), { force: true })
   }
 
@@ -353,6 +368,7 @@ export class Storage {
     for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
       await fsp.rmdir(dir).catch(() => undefined)
     }
+    this.#checkedDirs.clear()
   }
 
   async #realRoot(): Promise<string> {
@@ -364,40 +380,43 @@ export class Storage {
   }
 
   /**
-   * Writes `data` at `position` of a file (or the part file). One write per file is in progress at a time: writes
-   * that come meanwhile wait, then leave together, neighbours joined into one `pwritev`. Threads of the pool
-   * writing one file at once only queue on the file's lock in the kernel, and a download's pieces mostly arrive
-   * in order, so a queue of them becomes a few large writes.
+   * Writes `data` at `position` of a file (or the part file). One batch of writes is in progress at a time: writes
+   * that come meanwhile wait, then leave together, each file's neighbours joined into one `pwritev` and different
+   * files written side by side. A download's blocks come faster than single writes finish, so waiting turns them
+   * into a few large writes, and blocks of many files (pieces picked at random across a torrent of many files) are
+   * joined as well as those of one file: a block written on its own costs about as much as a large write.
    */
   #queueWrite(fileIndex: number, data: Uint8Array, position: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const queue = this.#writeQueues.get(fileIndex)
-      if (queue !== undefined) {
-        queue.push({ position, data, resolve, reject })
-        return
+      const write = { position, data, resolve, reject }
+      const queue = this.#pendingWrites.get(fileIndex)
+      if (queue !== undefined) queue.push(write)
+      else this.#pendingWrites.set(fileIndex, [write])
+      if (!this.#writing) {
+        this.#writing = true
+        void this.#drainWrites()
       }
-      this.#writeQueues.set(fileIndex, [{ position, data, resolve, reject }])
-      void this.#drainWrites(fileIndex)
     })
   }
 
-  async #drainWrites(fileIndex: number): Promise<void> {
-    for (;;) {
-      const queue = this.#writeQueues.get(fileIndex)!
-      if (queue.length === 0) {
-        this.#writeQueues.delete(fileIndex)
-        return
-      }
-      // Taken now; writes that come while these run wait in the queue left in the map.
-      const batch = queue.splice(0)
-      for (const run of writeRuns(batch)) {
-        const buffers = run.map((w) => w.data)
-        try {
-          await this.#io(fileIndex, true, (h) => writevAll(h, buffers, run[0]!.position))
-          for (const w of run) w.resolve()
-        } catch (err) {
-          for (const w of run) w.reject(err)
-        }
+  async #drainWrites(): Promise<void> {
+    while (this.#pendingWrites.size > 0) {
+      // Taken now; writes that come while these run wait for the next batch.
+      const batch = this.#pendingWrites
+      this.#pendingWrites = new Map()
+      await Promise.all([...batch].map(([fileIndex, writes]) => this.#writeFile(fileIndex, writes)))
+    }
+    this.#writing = false
+  }
+
+  async #writeFile(fileIndex: number, writes: QueuedWrite[]): Promise<void> {
+    for (const run of writeRuns(writes)) {
+      const buffers = run.map((w) => w.data)
+      try {
+        await this.#io(fileIndex, true, (h) => writevAll(h, buffers, run[0]!.position))
+        for (const w of run) w.resolve()
+      } catch (err) {
+        for (const w of run) w.reject(err)
       }
     }
   }
@@ -460,19 +479,23 @@ export class Storage {
       this.#handles.delete(fileIndex)
       if (existing.busy === 0) await existing.handle.close()
     }
-    const root = await this.#realRoot()
     const dir = path.dirname(file)
-    if (write) await fsp.mkdir(dir, { recursive: true })
-    // A symlinked folder on the way out of the download folder is refused, and O_NOFOLLOW refuses a symlinked file.
-    let realDir: string
-    try {
-      realDir = await fsp.realpath(dir)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StorageError('DATA_MISSING', { file })
-      throw err
+    if (!this.#checkedDirs.has(dir)) {
+      const root = await this.#realRoot()
+      if (write) await fsp.mkdir(dir, { recursive: true })
+      // A symlinked folder on the way out of the download folder is refused, and O_NOFOLLOW refuses a symlinked
+      // file.
+      let realDir: string
+      try {
+        realDir = await fsp.realpath(dir)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StorageError('DATA_MISSING', { file })
+        throw err
+      }
+      if (realDir !== root && !realDir.startsWith(root + path.sep))
+        throw new StorageError('PATH_ESCAPE', { file })
+      this.#checkedDirs.add(dir)
     }
-    if (realDir !== root && !realDir.startsWith(root + path.sep))
-      throw new StorageError('PATH_ESCAPE', { file })
     const flags =
       (write ? fsConstants.O_RDWR | fsConstants.O_CREAT : fsConstants.O_RDONLY) | fsConstants.O_NOFOLLOW
     let handle: FileHandle
@@ -480,15 +503,20 @@ export class Storage {
       handle = await this.#open(file, flags, 0o644)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' && write && this.#checkedDirs.delete(dir)) {
+        // Its folder went away since it was checked: create and check it again.
+        return this.#acquireNow(fileIndex, file, write)
+      }
       if (code === 'ENOENT' && !write) throw new StorageError('DATA_MISSING', { file })
       if (code === 'ELOOP') throw new StorageError('PATH_ESCAPE', { file, reason: 'symlink' })
       throw err
     }
-    if (write && fileIndex !== PART_FILE) {
+    if (write && fileIndex !== PART_FILE && !this.#sizedFiles.has(fileIndex)) {
       // Full length at once (sparse), so sizes match the torrent whatever order blocks come in.
       const length = this.layout.files[fileIndex]!.length
       const st = await handle.stat()
       if (st.size < length) await handle.truncate(length)
+      this.#sizedFiles.add(fileIndex)
     }
     // Busy from the start: the eviction below must not pick the handle it was opened for.
     const pooled: PooledHandle = { handle, writable: write, busy: 1 }
@@ -509,6 +537,8 @@ export class Storage {
   async #closeHandles(): Promise<void> {
     const handles = [...this.#handles.values()]
     this.#handles.clear()
+    this.#checkedDirs.clear()
+    this.#sizedFiles.clear()
     await Promise.all(handles.map((h) => h.handle.close().catch(() => undefined)))
   }
 
