@@ -1,4 +1,4 @@
-import { createDiffieHellman, createHash, randomBytes } from 'node:crypto'
+import { createDiffieHellman, createHash, type DiffieHellman, randomBytes } from 'node:crypto'
 import { MseError } from './types.js'
 
 /** The 768-bit MODP prime of the MSE spec (the first Oakley group, RFC 2409), generator 2. */
@@ -15,15 +15,27 @@ const PRIVATE_KEY_BYTES = 20
 const P_MINUS_1 = Buffer.from(MSE_PRIME)
 P_MINUS_1[P_MINUS_1.length - 1] = (P_MINUS_1[P_MINUS_1.length - 1] as number) - 1
 
+/**
+ * One Diffie-Hellman object for every key pair: creating one checks the prime (about 20 ms of CPU per handshake
+ * otherwise). Each use sets its private key first, synchronously, so key pairs never see each other's.
+ */
+let shared: DiffieHellman | undefined
+
+function group(privateKey: Buffer): DiffieHellman {
+  shared ??= createDiffieHellman(MSE_PRIME, GENERATOR)
+  shared.setPrivateKey(privateKey)
+  return shared
+}
+
 /** One side's Diffie-Hellman key pair. */
 export class DhKeys {
-  readonly #dh = createDiffieHellman(MSE_PRIME, GENERATOR)
+  readonly #privateKey: Buffer
   /** Our public value, 96 bytes big-endian. */
   readonly publicKey: Buffer
 
   constructor(privateKey: Uint8Array = randomBytes(PRIVATE_KEY_BYTES)) {
-    this.#dh.setPrivateKey(Buffer.from(privateKey))
-    this.publicKey = leftPad(this.#dh.generateKeys())
+    this.#privateKey = Buffer.from(privateKey)
+    this.publicKey = leftPad(group(this.#privateKey).generateKeys())
   }
 
   /** The shared secret S (96 bytes) with the other side's public value; rejects values outside 2..P-2. */
@@ -33,7 +45,7 @@ export class DhKeys {
       throw new MseError('INVALID_PUBLIC_KEY')
     }
     try {
-      return leftPad(this.#dh.computeSecret(other))
+      return leftPad(group(this.#privateKey).computeSecret(other))
     } catch (err) {
       throw new MseError('INVALID_PUBLIC_KEY', { cause: err })
     }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { duplexPair, PeerWire } from '../peer-wire/index.js'
-import { DhKeys, sha1 } from './dh.js'
+import { DH_BYTES, DhKeys, MSE_PRIME, sha1 } from './dh.js'
 import {
   acceptConnection,
   BITTORRENT_PROTOCOL_HEADER,
@@ -69,6 +69,31 @@ async function expectCode(promise: Promise<unknown>, code: MseErrorCode): Promis
 }
 
 describe('message stream encryption', () => {
+  it('keeps each key pair its own while they share one Diffie-Hellman object', () => {
+    const p = BigInt(`0x${MSE_PRIME.toString('hex')}`)
+    const modPow = (base: bigint, exp: bigint): bigint => {
+      let result = 1n
+      let b = base % p
+      for (let e = exp; e > 0n; e >>= 1n) {
+        if (e & 1n) result = (result * b) % p
+        b = (b * b) % p
+      }
+      return result
+    }
+    const toBig = (bytes: Uint8Array): bigint => BigInt(`0x${Buffer.from(bytes).toString('hex') || '0'}`)
+    const privA = randomBytes(20)
+    const privB = randomBytes(20)
+    const a = new DhKeys(privA)
+    const b = new DhKeys(privB)
+    expect(toBig(a.publicKey)).toBe(modPow(2n, toBig(privA)))
+    expect(toBig(b.publicKey)).toBe(modPow(2n, toBig(privB)))
+    const ab = a.secret(b.publicKey)
+    const ba = b.secret(a.publicKey)
+    expect(ab).toEqual(ba)
+    expect(toBig(ab)).toBe(modPow(toBig(b.publicKey), toBig(privA)))
+    expect(ab).toHaveLength(DH_BYTES)
+  })
+
   it('agrees on RC4 and carries bytes both ways, unreadable on the wire', async () => {
     const { a, b, wire } = tappedPair()
     const [out, inc] = await Promise.all([mseInitiate(a, { infoHash: INFO_HASH }), mseRespond(b, { lookup })])
