@@ -3,7 +3,7 @@ import { ManualClock } from '../../common/index.js'
 import { MemoryNetwork, seededRandom } from '../../net/index.js'
 import { PrivateKey } from '../keys/index.js'
 import { communityPrefix, type PayloadSchema, signedPacket } from '../serialization/index.js'
-import { OverlayTestNetwork } from '../testing/harness.js'
+import { manualTime, OverlayTestNetwork } from '../testing/harness.js'
 import {
   ConnectPeerRequestPayload,
   ConnectPeerResponsePayload,
@@ -208,28 +208,7 @@ async function dhtNetwork(count: number): Promise<DhtScenario> {
       new DHTDiscoveryCommunity(deps, { bootstrap: { publicNetwork: false, addresses: bootstrap } }),
     { transport: memory, clock },
   )
-  const run = async (ms: number, stepMs = 50): Promise<void> => {
-    for (let done = 0; done < ms; done += stepMs) {
-      clock.advance(stepMs)
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  }
-  const settle = async <T>(promise: Promise<T>, maxMs = 30_000): Promise<T> => {
-    let result: { value: T } | undefined
-    let failure: { error: unknown } | undefined
-    promise.then(
-      (value) => {
-        result = { value }
-      },
-      (error: unknown) => {
-        failure = { error }
-      },
-    )
-    for (let t = 0; t < maxMs && result === undefined && failure === undefined; t += 100) await run(100)
-    if (failure !== undefined) throw failure.error
-    if (result === undefined) throw new Error('did not settle')
-    return result.value
-  }
+  const { run, settle } = manualTime(clock)
   await net.startAll()
   scenario = { net, clock, run, settle }
   // walk until every routing table holds most of the network

@@ -121,3 +121,39 @@ export class OverlayTestNetwork<C extends Community> {
     }
   }
 }
+
+/** A {@link ManualClock} driven for async tests: see {@link manualTime}. */
+export interface ManualTime {
+  readonly clock: ManualClock
+  /** Advances the clock `ms` in steps of `stepMs` (default 50), letting the event loop turn after each step. */
+  run(ms: number, stepMs?: number): Promise<void>
+  /** Runs the clock until `promise` settles, and returns its value; throws after `maxMs` (default 40 s) of clock time. */
+  settle<T>(promise: Promise<T>, maxMs?: number): Promise<T>
+}
+
+/** Drives `clock` for tests whose nodes run on manual time but await real promises. */
+export function manualTime(clock: ManualClock): ManualTime {
+  const run = async (ms: number, stepMs = 50): Promise<void> => {
+    for (let done = 0; done < ms; done += stepMs) {
+      clock.advance(stepMs)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+  const settle = async <T>(promise: Promise<T>, maxMs = 40_000): Promise<T> => {
+    let result: { value: T } | undefined
+    let failure: { error: unknown } | undefined
+    promise.then(
+      (value) => {
+        result = { value }
+      },
+      (error: unknown) => {
+        failure = { error }
+      },
+    )
+    for (let t = 0; t < maxMs && result === undefined && failure === undefined; t += 100) await run(100)
+    if (failure !== undefined) throw failure.error
+    if (result === undefined) throw new Error('did not settle')
+    return result.value
+  }
+  return { clock, run, settle }
+}

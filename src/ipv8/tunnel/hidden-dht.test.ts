@@ -5,7 +5,7 @@ import type { Community } from '../community/index.js'
 import { DHTDiscoveryCommunity, DhtIntroPointProvider } from '../dht/index.js'
 import { PrivateKey } from '../keys/index.js'
 import { NO_ADDRESS } from '../serialization/index.js'
-import { OverlayTestNetwork } from '../testing/harness.js'
+import { manualTime, OverlayTestNetwork } from '../testing/harness.js'
 import { type HiddenSession, HiddenTunnelCommunity, hiddenLookupHash } from './hidden-services.js'
 import { PexCommunity, pexCommunityId } from './pex.js'
 import { PEER_FLAG_EXIT_BT, PEER_SOURCE_DHT, PEER_SOURCE_PEX } from './types.js'
@@ -13,38 +13,6 @@ import { PEER_FLAG_EXIT_BT, PEER_SOURCE_DHT, PEER_SOURCE_PEX } from './types.js'
 const PORT = 8090
 const hostOf = (i: number): string => `127.0.0.${i + 1}`
 const at = (i: number): SocketAddress => ({ host: hostOf(i), port: PORT })
-
-interface Clocked {
-  clock: ManualClock
-  run(ms: number): Promise<void>
-  settle<T>(promise: Promise<T>, maxMs?: number): Promise<T>
-}
-
-function clocked(clock: ManualClock): Clocked {
-  const run = async (ms: number): Promise<void> => {
-    for (let done = 0; done < ms; done += 50) {
-      clock.advance(50)
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  }
-  const settle = async <T>(promise: Promise<T>, maxMs = 40_000): Promise<T> => {
-    let result: { value: T } | undefined
-    let failure: { error: unknown } | undefined
-    promise.then(
-      (value) => {
-        result = { value }
-      },
-      (error: unknown) => {
-        failure = { error }
-      },
-    )
-    for (let t = 0; t < maxMs && result === undefined && failure === undefined; t += 100) await run(100)
-    if (failure !== undefined) throw failure.error
-    if (result === undefined) throw new Error('did not settle')
-    return result.value
-  }
-  return { clock, run, settle }
-}
 
 const stops: Array<() => Promise<void>> = []
 afterEach(async () => {
@@ -70,7 +38,7 @@ describe('PexCommunity', () => {
       { transport: memory, clock },
     )
     stops.push(() => net.stopAll())
-    const t = clocked(clock)
+    const t = manualTime(clock)
     const keys = [0, 1, 2].map(() => PrivateKey.generate().publicKey.toBin())
     for (const [i, n] of net.nodes.entries()) n.community.startAnnounce(keys[i] as Buffer)
     await net.startAll()
@@ -148,7 +116,7 @@ describe('hidden services through the DHT (in-memory network)', () => {
       for (const c of extra) await c.stop()
       await net.stopAll()
     })
-    const t = clocked(clock)
+    const t = manualTime(clock)
     await net.startAll()
     for (const dht of dhts) await dht.start()
     const seeder = net.node(SEEDER).community

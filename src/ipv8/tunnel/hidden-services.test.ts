@@ -4,7 +4,7 @@ import { ManualClock } from '../../common/index.js'
 import { MemoryNetwork, type SocketAddress } from '../../net/index.js'
 import { PrivateKey } from '../keys/index.js'
 import { NO_ADDRESS, PREFIX_LENGTH } from '../serialization/index.js'
-import { OverlayTestNetwork } from '../testing/harness.js'
+import { manualTime, OverlayTestNetwork } from '../testing/harness.js'
 import type { Circuit } from './circuit.js'
 import { decryptLayer, encryptLayer, onionEncrypt, type SessionKeys } from './crypto.js'
 import { type HiddenSession, HiddenTunnelCommunity, hiddenLookupHash } from './hidden-services.js'
@@ -86,28 +86,7 @@ async function setup(): Promise<Scenario> {
       ),
     { transport: memory, clock },
   )
-  const run = async (ms: number): Promise<void> => {
-    for (let done = 0; done < ms; done += 50) {
-      clock.advance(50)
-      await new Promise((resolve) => setImmediate(resolve))
-    }
-  }
-  const settle = async <T>(promise: Promise<T>, maxMs = 40_000): Promise<T> => {
-    let result: { value: T } | undefined
-    let failure: { error: unknown } | undefined
-    promise.then(
-      (value) => {
-        result = { value }
-      },
-      (error: unknown) => {
-        failure = { error }
-      },
-    )
-    for (let t = 0; t < maxMs && result === undefined && failure === undefined; t += 100) await run(100)
-    if (failure !== undefined) throw failure.error
-    if (result === undefined) throw new Error('did not settle')
-    return result.value
-  }
+  const { run, settle } = manualTime(clock)
   await net.startAll()
   await run(5_000)
   scenario = {
