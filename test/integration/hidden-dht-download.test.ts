@@ -14,6 +14,7 @@ import { OverlayTestNetwork } from '../../src/ipv8/testing/harness.js'
 import { createTorrent } from '../../src/metainfo/index.js'
 import { type SocketAddress, udpTransport } from '../../src/net/index.js'
 import { startEngine, type TestEngine } from '../support/engine.js'
+import { until } from '../support/until.js'
 
 // Two tunnel networks that never meet, each on its own loopback addresses:
 //   the seeder's, 127.0.0.180–184: 0 bootstraps and relays, 1 and 2 are exits (its introduction and rendezvous
@@ -36,14 +37,6 @@ const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined)
 })
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 interface Side {
   readonly net: OverlayTestNetwork<HiddenTunnelCommunity>

@@ -10,6 +10,7 @@ import { createTorrent } from '../../src/metainfo/index.js'
 import { udpTransport } from '../../src/net/index.js'
 import { startEngine, type TestEngine } from '../support/engine.js'
 import { startUdpTracker } from '../support/tracker-servers.js'
+import { until } from '../support/until.js'
 
 // IPv8 nodes on 127.0.0.230–237: 0 bootstraps and relays, 1–4 may be introduction and rendezvous points, 5 relays,
 // 6 carries the seeder's circuits and 7 the downloader's. The seeder's engine listens on .238, the downloader's on
@@ -33,14 +34,6 @@ const cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined)
 })
-
-async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 async function engineOn(
   tmp: string,
