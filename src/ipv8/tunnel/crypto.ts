@@ -376,53 +376,11 @@ export function sealLayer(
 }
 
 /**
- * Removes one layer; throws `DECRYPT` for a short, forged or damaged layer (or one under other keys), `REPLAY` for
- * a counter these keys already accepted. With `headroom`, that many free bytes precede the plaintext.
+ * Removes one layer from a copy of `layer`, which stays as it was; throws `DECRYPT` for a short, forged or damaged
+ * layer (or one under other keys), `REPLAY` for a counter these keys already accepted.
  */
-export function decryptLayer(
-  layer: Uint8Array,
-  keys: SessionKeys,
-  direction: Direction,
-  headroom = 0,
-): Buffer {
-  if (layer.length < LAYER_OVERHEAD)
-    throw new TunnelError('DECRYPT', { reason: 'truncated', length: layer.length })
-  const data = Buffer.isBuffer(layer) ? layer : Buffer.from(layer)
-  const forward = direction === FORWARD
-  const key = forward ? keys.keyForward : keys.keyBackward
-  const salt = forward ? keys.saltForward : keys.saltBackward
-  const window = keys.replay === undefined ? undefined : forward ? keys.replay.forward : keys.replay.backward
-  const high = data.readUInt32BE(0)
-  const low = data.readUInt32BE(4)
-  const counter = high * 0x100000000 + low
-  // the nonce takes the counter's bytes as they arrived (the number above is exact only below 2^53)
-  nonceScratch.writeUInt32BE(salt.readUInt32BE(0), 0)
-  nonceScratch.writeUInt32BE(high, 4)
-  nonceScratch.writeUInt32BE(low, 8)
-  if (window !== undefined && !window.fresh(counter)) throw new TunnelError('REPLAY', { counter })
-  let out: Buffer
-  try {
-    out = Buffer.allocUnsafe(headroom + data.length - LAYER_OVERHEAD)
-    if (sodium !== undefined) {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
-        out.subarray(headroom),
-        null,
-        data.subarray(8),
-        null,
-        nonceScratch,
-        key,
-      )
-    } else {
-      const decipher = createDecipheriv('chacha20-poly1305', key, nonceScratch, { authTagLength: 16 })
-      decipher.setAuthTag(data.subarray(data.length - 16))
-      decipher.update(data.subarray(8, data.length - 16)).copy(out, headroom)
-      decipher.final()
-    }
-  } catch (err) {
-    throw new TunnelError('DECRYPT', { reason: 'authentication failed', cause: err })
-  }
-  window?.mark(counter)
-  return out
+export function decryptLayer(layer: Uint8Array, keys: SessionKeys, direction: Direction): Buffer {
+  return openLayer(Buffer.from(layer), keys, direction)
 }
 
 /**
